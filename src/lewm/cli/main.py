@@ -1,0 +1,116 @@
+"""The ``lewm`` command: one entry point, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from lewm import __version__
+
+log = logging.getLogger("lewm")
+
+# Errors that mean "the user asked for something wrong": printed as one line, exit code 2.
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from lewm.config import ConfigError
+    from lewm.data.hdf5 import DataError
+    from lewm.models.lewm import CheckpointError
+
+    return (ConfigError, DataError, CheckpointError, FileExistsError, FileNotFoundError,
+            ValueError, KeyError, ImportError)
+
+
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="config overrides, e.g. train.steps=2000 model.predictor.history=1")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from lewm.config import apply_overrides, preset
+    from lewm.training.trainer import train
+
+    cfg = apply_overrides(preset(args.preset), args.overrides)
+    res = train(cfg, args.data, args.out, resume=args.resume, overwrite=args.overwrite,
+                progress=None if not args.no_progress else False)
+    summary = {k: round(v, 5) for k, v in res.final.items() if isinstance(v, float)}
+    print(json.dumps({"run_dir": str(res.run_dir), "model": str(res.model_dir), "steps": res.steps,
+                      "seconds": round(res.seconds, 1), **summary}, indent=2))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from lewm.models import LeWM, resolve_checkpoint
+
+    path = resolve_checkpoint(args.checkpoint)
+    model = LeWM.from_pretrained(path)
+    c = model.config
+    info = {
+        "checkpoint": str(path),
+        "parameters": model.param_counts(),
+        "latent_dim": c.latent_dim,
+        "encoder": f"{c.encoder.kind} @ {c.encoder.image_size}px",
+        "history": c.predictor.history,
+        "frameskip": c.frameskip,
+        "action_dim": c.action_dim,
+        "normalizer": sorted(model.normalizer.stats) if model.normalizer else [],
+        "metadata": model.metadata,
+    }
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lewm.config import PRESETS
+
+    p = argparse.ArgumentParser(
+        prog="lewm",
+        description="LeWorldModel: train a JEPA world model from pixels, plan with it, analyse it.",
+    )
+    p.add_argument("--version", action="version", version=f"lewm {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train LeWM on an episode HDF5 file")
+    t.add_argument("--data", required=True, help="episode HDF5 file (see `lewm collect`)")
+    t.add_argument("--out", required=True, help="run directory (metrics, checkpoints, model/)")
+    t.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
+                   help="configuration preset (default: cpu)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_overrides(t)
+    t.set_defaults(func=cmd_train)
+
+    i = sub.add_parser("info", help="describe a checkpoint")
+    i.add_argument("checkpoint", help="checkpoint folder or run directory")
+    i.set_defaults(func=cmd_info)
+
+    from lewm.cli import jobs
+
+    jobs.add_commands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return args.func(args)
+    except _user_errors() as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"lewm {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,355 @@
+"""Training loop: AdamW, warm-up + cosine, grad clipping, bf16 autocast, episode-split validation,
+atomic checkpoints and exact resume (weights, optimizer, scheduler, RNG and data position)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lewm.config import Config, ConfigError
+from lewm.data.clips import ClipSampler, EpochBatches, split_episodes
+from lewm.data.hdf5 import DataError, EpisodeDataset
+from lewm.data.normalize import Normalizer
+from lewm.losses import LeWMObjective, SIGReg
+from lewm.models.lewm import WEIGHTS_FILE, LeWM
+from lewm.utils.io import write_json
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "training_state.pt"
+RUN_CONFIG = "run.json"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available; use device=cpu")
+    return dev
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with AVX512-BF16 or AMX (bf16 autocast is then 1.5-1.8x faster)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if cpu_has_native_bf16() else None
+
+
+def lr_lambda(total_steps: int, warmup_frac: float):
+    warmup = max(1, int(round(warmup_frac * total_steps))) if warmup_frac > 0 else 0
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+def straightness(z: torch.Tensor) -> torch.Tensor:
+    """Mean cosine between consecutive latent velocities (paper Eq. 9); z (B, T, D), T >= 3."""
+    v = z[:, 1:] - z[:, :-1]  # (B, T-1, D)
+    cos = torch.nn.functional.cosine_similarity(v[:, 1:], v[:, :-1], dim=-1)  # (B, T-2)
+    return cos.mean()
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model_dir: Path
+    steps: int
+    final: dict[str, float]
+    seconds: float
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: Config,
+        data: str | os.PathLike,
+        run_dir: str | os.PathLike,
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        progress: bool | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        if resume:
+            if not (self.run_dir / RUN_CONFIG).exists():
+                raise FileNotFoundError(
+                    f"cannot resume: {self.run_dir} has no {RUN_CONFIG} (start a new run without "
+                    "--resume)"
+                )
+            saved = json.loads((self.run_dir / RUN_CONFIG).read_text())
+            config = Config.from_dict(saved["config"])
+        elif self.run_dir.exists() and any(self.run_dir.iterdir()):
+            if not overwrite:
+                raise FileExistsError(
+                    f"run directory {self.run_dir} already exists and is not empty; pass --resume "
+                    "to continue it, --overwrite to replace it, or choose another --out"
+                )
+            shutil.rmtree(self.run_dir)
+        self.config = config
+        tc = config.train
+        self.device = resolve_device(tc.device)
+        self.amp_dtype = resolve_precision(tc.precision, self.device)
+        if tc.num_threads:
+            torch.set_num_threads(tc.num_threads)
+        self.progress = sys.stderr.isatty() if progress is None else progress
+
+        # data --------------------------------------------------------------------------------
+        self.data_path = Path(data)
+        self.dataset = EpisodeDataset(self.data_path)
+        mc = config.model
+        if mc.action_dim != self.dataset.action_dim:
+            if resume:
+                raise DataError(
+                    f"the run was trained with action_dim {mc.action_dim}, the dataset has "
+                    f"{self.dataset.action_dim}"
+                )
+            mc.action_dim = self.dataset.action_dim  # derived from data, saved in the config
+        self.train_eps, self.val_eps = split_episodes(
+            self.dataset.num_episodes, tc.val_fraction, tc.seed
+        )
+        fit_cols = {"action": self.dataset.rows("action", self._rows_of(self.train_eps))}
+        if self.dataset.has("proprio"):
+            fit_cols["proprio"] = self.dataset.rows("proprio", self._rows_of(self.train_eps))
+        self.normalizer = Normalizer.fit(fit_cols)
+        N, f = mc.predictor.history, mc.frameskip
+        self.train_clips = ClipSampler(self.dataset, self.train_eps, N, f, self.normalizer)
+        self.val_clips = (
+            ClipSampler(self.dataset, self.val_eps, N, f, self.normalizer)
+            if len(self.val_eps) else None
+        )
+        self.batches = EpochBatches(len(self.train_clips), tc.batch_size, tc.seed)
+
+        # model and optimisation ------------------------------------------------------------------
+        torch.manual_seed(tc.seed)
+        self.model = LeWM(mc).to(self.device)
+        self.model.normalizer = self.normalizer
+        self.model.metadata = {
+            "dataset": str(self.data_path),
+            "image_shape": list(self.dataset.image_shape),
+            "env": self.dataset.attrs.get("env"),
+            **(metadata or {}),
+        }
+        self.objective = LeWMObjective(
+            tc.sigreg_weight, SIGReg(tc.sigreg_num_proj, tc.sigreg_knots, seed=tc.seed)
+        ).to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(tc.steps, tc.warmup_frac)
+        )
+        self.step = 0
+        if resume:
+            self._load_state()
+        else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(self.run_dir / RUN_CONFIG, {
+                "config": config.to_dict(),
+                "data": str(self.data_path),
+                "train_episodes": len(self.train_eps),
+                "val_episodes": len(self.val_eps),
+                "train_clips": len(self.train_clips),
+            })
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+
+    def _rows_of(self, episodes: np.ndarray) -> np.ndarray:
+        ds = self.dataset
+        return np.concatenate([ds.ep_offset[e] + np.arange(ds.ep_len[e]) for e in episodes])
+
+    # -- one step ------------------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast(
+            device_type=self.device.type, dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
+        )
+
+    def _forward(self, pixels: torch.Tensor, blocks: torch.Tensor) -> dict[str, torch.Tensor]:
+        pixels = pixels.to(self.device, non_blocking=True)
+        blocks = blocks.to(self.device, non_blocking=True)
+        with self._autocast():
+            out = self.model(pixels, blocks)
+            terms = self.objective(out["z"], out["pred"])
+        z = out["z"].detach().float()
+        terms["z_std"] = z.std(dim=0).mean()  # per-dimension batch std, averaged
+        if z.shape[1] >= 3:
+            terms["straightness"] = straightness(z)
+        return terms
+
+    def train_step(self) -> dict[str, float]:
+        self.model.train()
+        pixels, blocks = self.train_clips.gather(self.batches(self.step))
+        terms = self._forward(pixels, blocks)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        out = {k: float(v.detach()) for k, v in terms.items()}
+        if not math.isfinite(out["loss"]):
+            raise FloatingPointError(
+                f"loss became {out['loss']} at step {self.step}; lower train.lr or check the data"
+            )
+        out["grad_norm"], out["lr"] = float(grad_norm), lr
+        return out
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Fixed held-out clips, a fixed SIGReg direction stream: comparable across steps."""
+        if self.val_clips is None:
+            return {}
+        self.model.eval()
+        tc = self.config.train
+        rng = np.random.default_rng([tc.seed, 7])
+        n = min(len(self.val_clips), tc.batch_size * max(1, tc.val_batches))
+        idx = np.sort(rng.choice(len(self.val_clips), size=n, replace=False))
+        sigreg = self.objective.sigreg
+        saved = sigreg.get_rng_state()
+        sigreg.generator.manual_seed(tc.seed + 1)
+        sums: dict[str, float] = {}
+        chunks = [idx[i : i + tc.batch_size] for i in range(0, n, tc.batch_size)]
+        chunks = [c for c in chunks if len(c) >= 2]
+        for chunk in chunks:
+            terms = self._forward(*self.val_clips.gather(chunk))
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        sigreg.set_rng_state(saved)
+        return {k: v / len(chunks) for k, v in sums.items()}
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def _ckpt_dir(self, step: int) -> Path:
+        return self.run_dir / "checkpoints" / f"step_{step:07d}"
+
+    def save_checkpoint(self) -> Path:
+        buf = io.BytesIO()
+        torch.save({
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "sigreg_rng": self.objective.sigreg.get_rng_state(),
+        }, buf)
+        self.model.metadata["step"] = self.step
+        path = self.model.save_pretrained(
+            self._ckpt_dir(self.step), overwrite=True, extra_files={STATE_FILE: buf.getvalue()}
+        )
+        ckpts = sorted((self.run_dir / "checkpoints").glob("step_*"))
+        for old in ckpts[: -self.config.train.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    def _load_state(self) -> None:
+        ckpts = sorted(
+            c for c in (self.run_dir / "checkpoints").glob("step_*")
+            if (c / WEIGHTS_FILE).exists() and (c / STATE_FILE).exists()
+        )
+        if not ckpts:
+            raise FileNotFoundError(f"cannot resume: no complete checkpoint in {self.run_dir}/checkpoints")
+        ckpt = ckpts[-1]
+        loaded = LeWM.from_pretrained(ckpt, map_location=self.device)
+        self.model.load_state_dict(loaded.state_dict())
+        state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.objective.sigreg.set_rng_state(state["sigreg_rng"])
+        self.step = int(state["step"])
+        # drop metric lines logged after the checkpoint we resume from
+        mpath = self.run_dir / "metrics.jsonl"
+        if mpath.exists():
+            keep = [ln for ln in mpath.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step]
+            mpath.write_text("".join(ln + "\n" for ln in keep))
+        log.info("resumed %s at step %d", ckpt, self.step)
+
+    # -- loop ------------------------------------------------------------------------------------
+    def _log(self, record: dict[str, Any]) -> None:
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def fit(self, stop_after: int | None = None) -> TrainResult:
+        """Train to ``train.steps`` (or stop early after ``stop_after`` steps of this call)."""
+        tc = self.config.train
+        end = tc.steps if stop_after is None else min(tc.steps, self.step + stop_after)
+        t_start = time.perf_counter()
+        window_t, window_n = time.perf_counter(), 0
+        acc: dict[str, float] = {}
+        bar = tqdm(total=tc.steps, initial=self.step, disable=not self.progress, desc="train",
+                   dynamic_ncols=True)
+        last: dict[str, float] = {}
+        while self.step < end:
+            out = self.train_step()
+            window_n += tc.batch_size
+            for k, v in out.items():
+                acc[k] = acc.get(k, 0.0) + v
+            bar.update(1)
+            if self.step % tc.log_every == 0 or self.step == end:
+                n = tc.log_every if self.step % tc.log_every == 0 else (self.step % tc.log_every)
+                now = time.perf_counter()
+                rec = {"step": self.step, **{f"train/{k}": v / n for k, v in acc.items()}}
+                rec["train/samples_per_s"] = window_n / max(now - window_t, 1e-9)
+                self._log(rec)
+                last = rec
+                bar.set_postfix(pred=f"{rec['train/pred_loss']:.4f}", sig=f"{rec['train/sigreg']:.2f}")
+                acc, window_t, window_n = {}, now, 0
+            if tc.val_every and self.step % tc.val_every == 0 and self.step < tc.steps:
+                self._log({"step": self.step, **{f"val/{k}": v for k, v in self.validate().items()}})
+                window_t = time.perf_counter()
+            if self.step == tc.steps or (tc.ckpt_every and self.step % tc.ckpt_every == 0):
+                self.save_checkpoint()
+                window_t = time.perf_counter()
+        bar.close()
+        final = dict(last)
+        if self.step == tc.steps:
+            val = {f"val/{k}": v for k, v in self.validate().items()}
+            if val:
+                self._log({"step": self.step, **val})
+            final.update(val)
+            model_dir = self.model.save_pretrained(self.run_dir / "model", overwrite=True)
+        else:
+            model_dir = self._ckpt_dir(self.step)
+            if not model_dir.exists():
+                model_dir = self.save_checkpoint()
+        return TrainResult(self.run_dir, model_dir, self.step, final, time.perf_counter() - t_start)
+
+
+def train(config: Config, data: str | os.PathLike, out: str | os.PathLike, **kwargs) -> TrainResult:
+    """Train LeWM on an episode HDF5 file; see :class:`Trainer`."""
+    stop_after = kwargs.pop("stop_after", None)
+    return Trainer(config, data, out, **kwargs).fit(stop_after=stop_after)

@@ -1,0 +1,26 @@
+"""Shared fixtures: tiny sizes declared once."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lewm.config import preset
+from lewm.data.synthetic import make_toy_dataset
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(scope="session")
+def toy_h5(tmp_path_factory) -> str:
+    """16 random-walk episodes of 40 steps at 16 px (written once per session, read-only)."""
+    return make_toy_dataset(tmp_path_factory.mktemp("data") / "toy.h5", episodes=16, length=40)
+
+
+@pytest.fixture
+def tiny_config():
+    return preset("tiny")

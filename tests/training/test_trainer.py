@@ -1,0 +1,88 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lewm.config import apply_overrides
+from lewm.data.hdf5 import DataError
+from lewm.data.synthetic import make_toy_dataset
+from lewm.models import LeWM
+from lewm.training.trainer import Trainer, lr_lambda, train
+
+
+def _weights(run_dir):
+    return load_file(str(run_dir / "model" / "model.safetensors"))
+
+
+def test_training_writes_metrics_checkpoints_and_model(tmp_path, toy_h5, tiny_config):
+    res = train(tiny_config, toy_h5, tmp_path / "run", progress=False)
+    assert res.steps == 20
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train_lines = [x for x in lines if "train/pred_loss" in x]
+    val_lines = [x for x in lines if "val/pred_loss" in x]
+    assert [x["step"] for x in train_lines] == [5, 10, 15, 20]
+    assert val_lines and all("val/sigreg" in x for x in val_lines)
+    for key in ("train/sigreg", "train/lr", "train/samples_per_s", "train/z_std"):
+        assert key in train_lines[-1]
+    model = LeWM.from_pretrained(tmp_path / "run")
+    assert model.config.action_dim == 2
+    assert "action" in model.normalizer and "proprio" in model.normalizer
+    ckpts = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert ckpts == ["step_0000010", "step_0000020"]
+
+
+def test_resume_equals_uninterrupted(tmp_path, toy_h5, tiny_config):
+    cfg = apply_overrides(tiny_config, ["train.steps=12", "train.ckpt_every=4", "train.val_every=0"])
+    train(cfg, toy_h5, tmp_path / "full", progress=False)
+    train(cfg, toy_h5, tmp_path / "cut", progress=False, stop_after=5)  # checkpoint at 4, dies at 5
+    res = train(cfg, toy_h5, tmp_path / "cut", progress=False, resume=True)
+    assert res.steps == 12
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    steps = [json.loads(x)["step"] for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps)  # metrics logged after the checkpoint were dropped
+
+
+def test_refuses_to_overwrite_run_dir(tmp_path, toy_h5, tiny_config):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "precious.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="--resume"):
+        Trainer(tiny_config, toy_h5, run, progress=False)
+    assert (run / "precious.txt").read_text() == "keep me"
+    with pytest.raises(FileNotFoundError, match="resume"):
+        Trainer(tiny_config, toy_h5, tmp_path / "fresh", resume=True, progress=False)
+
+
+def test_resume_with_other_action_dim_is_refused(tmp_path, toy_h5, tiny_config):
+    cfg = apply_overrides(tiny_config, ["train.steps=4", "train.ckpt_every=2"])
+    train(cfg, toy_h5, tmp_path / "run", progress=False, stop_after=2)
+    other = tmp_path / "a3.h5"
+    import numpy as np
+
+    from lewm.data.hdf5 import EpisodeDataset, EpisodeWriter
+    src = EpisodeDataset(toy_h5)
+    with EpisodeWriter(other) as w:
+        for i in range(src.num_episodes):
+            ep = src.episode(i)
+            w.add_episode(pixels=ep["pixels"], action=np.concatenate([ep["action"], ep["action"][:, :1]], 1))
+    with pytest.raises(DataError, match="action_dim 2"):
+        Trainer(cfg, other, tmp_path / "run", resume=True, progress=False)
+
+
+def test_dataset_too_small_for_batch(tmp_path, tiny_config):
+    path = make_toy_dataset(tmp_path / "small.h5", episodes=2, length=16)
+    cfg = apply_overrides(tiny_config, ["train.batch_size=64"])
+    with pytest.raises(DataError, match="batch size"):
+        Trainer(cfg, path, tmp_path / "run", progress=False)
+
+
+def test_lr_schedule_warmup_then_cosine():
+    f = lr_lambda(1000, 0.01)
+    assert f(0) == pytest.approx(0.1)
+    assert f(9) == pytest.approx(1.0)
+    assert f(505) == pytest.approx(0.5, abs=0.01)
+    assert f(999) < 0.001

@@ -185,21 +185,21 @@ def _paper() -> Config:
 
 
 def _cpu() -> Config:
-    # Chosen by measurement on 2 cores (docs/results.md, benchmarks/train_speed.py,
-    # benchmarks/plan_speed.py): a CNN at 64 px trains at ~200 clips/s and a 3-layer, 128-wide
-    # predictor keeps a 300x30 CEM plan well under a second.
+    # Chosen by measurement on 2 cores (docs/results.md; benchmarks/train_speed.py and
+    # benchmarks/plan_speed.py): a CNN at 64 px trains at a few hundred clips/s, and a 64-d latent
+    # with a 2-layer predictor keeps a 300 x 30 CEM plan (H = 5) well under a second.
     return Config(
         model=ModelConfig(
-            latent_dim=128,
-            projector_hidden=512,
-            action_hidden=256,
+            latent_dim=64,
+            projector_hidden=256,
+            action_hidden=128,
             encoder=EncoderConfig(
                 kind="cnn", image_size=64, width=256, channels=(32, 64, 128, 128)
             ),
-            predictor=PredictorConfig(history=3, depth=3, heads=4, head_dim=32, mlp_dim=512),
+            predictor=PredictorConfig(history=3, depth=2, heads=4, head_dim=32, mlp_dim=256),
         ),
         train=TrainConfig(
-            steps=3000, batch_size=64, lr=1e-3, sigreg_num_proj=256, val_every=500,
+            steps=3000, batch_size=128, lr=1e-3, sigreg_num_proj=256, val_every=500,
             ckpt_every=1000, precision="auto",
         ),
     )

@@ -94,7 +94,8 @@ class LeWM(nn.Module):
                 f"{self.action_block_dim} (frameskip {self.config.frameskip} x action_dim "
                 f"{self.config.action_dim})"
             )
-        return self.action_encoder(torch.nan_to_num(blocks.float(), nan=0.0))
+        blocks = blocks.to(self.action_encoder.smooth.weight.dtype)
+        return self.action_encoder(torch.nan_to_num(blocks, nan=0.0))
 
     # -- prediction ------------------------------------------------------------------------------
     def predict(self, z: Tensor, a_emb: Tensor, last_only: bool = False) -> Tensor:

@@ -157,7 +157,9 @@ class Trainer:
         self.model = LeWM(mc).to(self.device)
         self.model.normalizer = self.normalizer
         self.model.metadata = {
-            "dataset": str(self.data_path),
+            "dataset": str(self.data_path.resolve()),
+            "split": {"seed": tc.seed, "val_fraction": tc.val_fraction,
+                      "num_episodes": self.dataset.num_episodes},
             "image_shape": list(self.dataset.image_shape),
             "env": self.dataset.attrs.get("env"),
             **(metadata or {}),

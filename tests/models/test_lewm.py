@@ -146,3 +146,16 @@ def test_bad_inputs_raise_clear_errors(tmp_path, tiny_config):
     (path / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="cannot read"):
         LeWM.from_pretrained(path)
+
+
+def test_single_token_attention_fast_path_is_exact(tiny_config):
+    from lewm.models.predictor import _Attention
+
+    attn = _Attention(16, tiny_config.model.predictor).eval()
+    x = torch.randn(5, 1, 16)
+    with torch.no_grad():
+        fast = attn(x)
+        q, k, v = attn.to_qkv(attn.norm(x)).view(5, 1, 3, 2, 8).permute(2, 0, 3, 1, 4)
+        ref = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        ref = attn.to_out(ref.transpose(1, 2).reshape(5, 1, 16))
+    assert torch.allclose(fast, ref, atol=1e-6)

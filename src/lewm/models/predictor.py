@@ -56,9 +56,15 @@ class _Attention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         N, T, _ = x.shape
+        drop = self.dropout if self.training else 0.0
+        if T == 1 and drop == 0.0:
+            # one token attends only to itself: softmax over one key is 1, so the output is its
+            # value; skip the query/key projections and the attention kernel (exact)
+            inner = self.heads * self.head_dim
+            v = F.linear(self.norm(x), self.to_qkv.weight[2 * inner :])  # (N, 1, inner)
+            return self.to_out(v)
         qkv = self.to_qkv(self.norm(x)).view(N, T, 3, self.heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (N, heads, T, head_dim)
-        drop = self.dropout if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=T > 1)
         out = out.transpose(1, 2).reshape(N, T, -1)  # (N, T, heads*head_dim)
         return F.dropout(self.to_out(out), drop, self.training)

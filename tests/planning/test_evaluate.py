@@ -1,0 +1,80 @@
+import json
+
+import numpy as np
+import pytest
+
+from lewm.cli.main import main
+from lewm.config import ConfigError, apply_overrides, preset
+from lewm.data.collect import collect_tworoom
+from lewm.data.hdf5 import DataError, EpisodeWriter
+from lewm.models import LeWM
+from lewm.planning.evaluate import EvalConfig, evaluate, sample_tasks
+from lewm.training.trainer import train
+
+
+@pytest.fixture(scope="module")
+def tworoom_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tr")
+    collect_tworoom(d / "tr.h5", 40, resolution=16, seed=0, progress=False)
+    cfg = apply_overrides(preset("tiny"), ["model.predictor.history=1", "train.steps=10",
+                                           "train.val_every=0", "train.ckpt_every=0"])
+    train(cfg, d / "tr.h5", d / "run", progress=False)
+    return d
+
+
+def _small(**kw):
+    base = dict(episodes=4, num_samples=16, num_elites=4, iterations=2, num_gifs=1, split="all")
+    return EvalConfig(**{**base, **kw})
+
+
+def test_eval_runs_writes_outputs_and_is_deterministic(tworoom_run, tmp_path):
+    model = LeWM.from_pretrained(tworoom_run / "run")
+    a = evaluate(model, "tworoom", tworoom_run / "tr.h5", _small(), out_dir=tmp_path / "a")
+    b = evaluate(model, "tworoom", tworoom_run / "tr.h5", _small(), out_dir=tmp_path / "b")
+    assert a.successes == b.successes and a.tasks == b.tasks
+    assert a.steps_to_success == b.steps_to_success
+    assert a.plans > 0 and a.plan_seconds_mean > 0
+    saved = json.loads((tmp_path / "a" / "eval.json").read_text())
+    assert saved["success_rate"] == a.success_rate and len(saved["successes"]) == 4
+    assert (tmp_path / "a" / "episode_00.gif").stat().st_size > 0
+    c = evaluate(model, "tworoom", tworoom_run / "tr.h5", _small(seed=7))
+    assert c.tasks != a.tasks
+
+
+def test_random_policy_and_budget_accounting(tworoom_run):
+    res = evaluate(None, "tworoom", tworoom_run / "tr.h5", _small(policy="random", episodes=6))
+    for s, n in zip(res.successes, res.steps_to_success, strict=True):
+        assert (n is not None) == s and (n is None or 1 <= n <= 50)
+
+
+def test_heldout_split_uses_the_models_validation_episodes(tworoom_run):
+    from lewm.data.clips import split_episodes
+    from lewm.data.hdf5 import EpisodeDataset
+
+    model = LeWM.from_pretrained(tworoom_run / "run")
+    res = evaluate(model, "tworoom", tworoom_run / "tr.h5",
+                   _small(split="heldout", episodes=2, policy="random"))
+    _, val = split_episodes(40, 0.1, 0)
+    assert {ep for ep, _ in res.tasks} <= set(val.tolist())
+    ds = EpisodeDataset(tworoom_run / "tr.h5")
+    tasks = sample_tasks(ds, np.arange(40), 5, 25, seed=1)
+    assert all(s + 25 <= ds.ep_len[e] - 1 for e, s in tasks)
+
+
+def test_eval_bad_inputs(tworoom_run, tmp_path, capsys):
+    with pytest.raises(ConfigError, match="smaller than --goal-offset"):
+        EvalConfig(budget=10, goal_offset=25)
+    assert main(["eval", str(tworoom_run / "run"), "--env", "maze"]) == 2
+    assert "unknown environment 'maze'" in capsys.readouterr().err
+    # a dataset without a state column
+    with EpisodeWriter(tmp_path / "nostate.h5") as w:
+        act = np.zeros((30, 2), np.float32)
+        act[-1] = np.nan
+        w.add_episode(pixels=np.zeros((30, 16, 16, 3), np.uint8), action=act)
+    model = LeWM.from_pretrained(tworoom_run / "run")
+    with pytest.raises(DataError, match="no 'state' column"):
+        evaluate(model, "tworoom", tmp_path / "nostate.h5", _small())
+    # a checkpoint whose action dimension differs from the environment's
+    model.config.action_dim = 3
+    with pytest.raises(DataError, match="action_dim 3"):
+        evaluate(model, "tworoom", tworoom_run / "tr.h5", _small())

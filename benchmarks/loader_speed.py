@@ -36,13 +36,22 @@ def bench(path: str, in_memory: bool, history: int, frameskip: int, batch: int, 
     for s in range(1, n + 1):
         clips.gather(batches(s))
     dt = (time.perf_counter() - t) / n
-    return {"in_memory": in_memory, "open_s": round(open_s, 2), "ms_per_batch": round(1e3 * dt, 2),
-            "clips_per_s": round(batch / dt), "batch": batch, "history": history,
-            "image": list(ds.image_shape), "steps": ds.num_steps}
+    return {
+        "in_memory": in_memory,
+        "open_s": round(open_s, 2),
+        "ms_per_batch": round(1e3 * dt, 2),
+        "clips_per_s": round(batch / dt),
+        "batch": batch,
+        "history": history,
+        "image": list(ds.image_shape),
+        "steps": ds.num_steps,
+    }
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", default=None)
     p.add_argument("--history", type=int, default=3)
     p.add_argument("--frameskip", type=int, default=5)
@@ -50,11 +59,22 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=20)
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        path = a.data or make_toy_dataset(Path(d) / "toy64.h5", episodes=200, length=100,
-                                          resolution=64)
+        path = a.data or make_toy_dataset(
+            Path(d) / "toy64.h5", episodes=200, length=100, resolution=64
+        )
         for in_memory in (True, False):
-            print(json.dumps(bench(path, in_memory, a.history, a.frameskip, a.batch,
-                                   a.batches if in_memory else max(2, a.batches // 4))))
+            print(
+                json.dumps(
+                    bench(
+                        path,
+                        in_memory,
+                        a.history,
+                        a.frameskip,
+                        a.batch,
+                        a.batches if in_memory else max(2, a.batches // 4),
+                    )
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ from lewm.models import LeWM
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--preset", default="cpu")
     p.add_argument("--batch", type=int, default=128, help="clips per step")
     p.add_argument("--steps", type=int, default=5)
@@ -57,12 +59,20 @@ def main() -> None:
             times.append(time.perf_counter() - t)
     step = statistics.median(times)
     rec = {
-        "bench": "train_speed", "preset": a.preset, "overrides": a.overrides,
-        "params": model.param_counts()["total"], "image": s, "frames_per_clip": N + 1,
-        "batch": a.batch, "precision": a.precision, "threads": torch.get_num_threads(),
-        "s_per_step": round(step, 4), "clips_per_s": round(a.batch / step, 1),
+        "bench": "train_speed",
+        "preset": a.preset,
+        "overrides": a.overrides,
+        "params": model.param_counts()["total"],
+        "image": s,
+        "frames_per_clip": N + 1,
+        "batch": a.batch,
+        "precision": a.precision,
+        "threads": torch.get_num_threads(),
+        "s_per_step": round(step, 4),
+        "clips_per_s": round(a.batch / step, 1),
         "machine": f"{platform.processor() or platform.machine()} x{torch.get_num_threads()}",
-        "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
     }
     print(json.dumps(rec))
     if a.out:

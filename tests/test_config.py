@@ -12,8 +12,15 @@ def test_presets_are_data_with_valid_values():
 
 
 def test_overrides_coerce_types_and_revalidate():
-    cfg = apply_overrides(preset("cpu"), ["train.lr=3e-4", "model.encoder.channels=16,32",
-                                          "model.predictor.history=1", "train.precision=fp32"])
+    cfg = apply_overrides(
+        preset("cpu"),
+        [
+            "train.lr=3e-4",
+            "model.encoder.channels=16,32",
+            "model.predictor.history=1",
+            "train.precision=fp32",
+        ],
+    )
     assert cfg.train.lr == 3e-4 and cfg.model.encoder.channels == (16, 32)
     assert cfg.model.predictor.history == 1
 

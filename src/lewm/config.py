@@ -48,7 +48,9 @@ class EncoderConfig:
         self.channels = tuple(self.channels)
         self.mean = tuple(self.mean)
         self.std = tuple(self.std)
-        _check(self.kind in ("vit", "cnn"), f"encoder.kind must be 'vit' or 'cnn', got {self.kind!r}")
+        _check(
+            self.kind in ("vit", "cnn"), f"encoder.kind must be 'vit' or 'cnn', got {self.kind!r}"
+        )
         _check(self.image_size >= 8, f"encoder.image_size must be >= 8, got {self.image_size}")
         _check(self.width >= 1, f"encoder.width must be positive, got {self.width}")
         if self.kind == "vit":
@@ -86,7 +88,9 @@ class PredictorConfig:
         _check(self.history >= 1, f"predictor.history must be >= 1, got {self.history}")
         _check(self.depth >= 1, f"predictor.depth must be >= 1, got {self.depth}")
         _check(self.heads >= 1 and self.head_dim >= 1, "predictor.heads/head_dim must be >= 1")
-        _check(0.0 <= self.dropout < 1.0, f"predictor.dropout must be in [0, 1), got {self.dropout}")
+        _check(
+            0.0 <= self.dropout < 1.0, f"predictor.dropout must be in [0, 1), got {self.dropout}"
+        )
 
 
 @dataclass
@@ -141,13 +145,19 @@ class TrainConfig:
         _check(self.batch_size >= 2, f"train.batch_size must be >= 2, got {self.batch_size}")
         _check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
         _check(self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}")
-        _check(0 <= self.warmup_frac < 1, f"train.warmup_frac must be in [0, 1), got {self.warmup_frac}")
+        _check(
+            0 <= self.warmup_frac < 1,
+            f"train.warmup_frac must be in [0, 1), got {self.warmup_frac}",
+        )
         _check(self.grad_clip > 0, f"train.grad_clip must be > 0, got {self.grad_clip}")
-        _check(self.sigreg_weight >= 0, f"train.sigreg_weight must be >= 0, got {self.sigreg_weight}")
+        _check(
+            self.sigreg_weight >= 0, f"train.sigreg_weight must be >= 0, got {self.sigreg_weight}"
+        )
         _check(self.sigreg_num_proj >= 1, "train.sigreg_num_proj must be >= 1")
         _check(self.sigreg_knots >= 2, f"train.sigreg_knots must be >= 2, got {self.sigreg_knots}")
         _check(
-            0 <= self.val_fraction < 1, f"train.val_fraction must be in [0, 1), got {self.val_fraction}"
+            0 <= self.val_fraction < 1,
+            f"train.val_fraction must be in [0, 1), got {self.val_fraction}",
         )
         _check(
             self.precision in ("auto", "bf16", "fp32"),
@@ -180,6 +190,7 @@ class Config:
 
 # -- presets --------------------------------------------------------------------------------
 
+
 def _paper() -> Config:
     return Config()
 
@@ -199,8 +210,13 @@ def _cpu() -> Config:
             predictor=PredictorConfig(history=3, depth=2, heads=4, head_dim=32, mlp_dim=256),
         ),
         train=TrainConfig(
-            steps=3000, batch_size=128, lr=1e-3, sigreg_num_proj=256, val_every=500,
-            ckpt_every=1000, precision="auto",
+            steps=3000,
+            batch_size=128,
+            lr=1e-3,
+            sigreg_num_proj=256,
+            val_every=500,
+            ckpt_every=1000,
+            precision="auto",
         ),
     )
 
@@ -216,8 +232,14 @@ def _tiny() -> Config:
             predictor=PredictorConfig(history=3, depth=1, heads=2, head_dim=8, mlp_dim=32),
         ),
         train=TrainConfig(
-            steps=20, batch_size=8, lr=1e-3, sigreg_num_proj=64, val_every=10, ckpt_every=10,
-            log_every=5, precision="fp32",
+            steps=20,
+            batch_size=8,
+            lr=1e-3,
+            sigreg_num_proj=64,
+            val_every=10,
+            ckpt_every=10,
+            log_every=5,
+            precision="fp32",
         ),
     )
 
@@ -234,6 +256,7 @@ def preset(name: str) -> Config:
 
 # -- dict conversion and overrides -----------------------------------------------------------
 
+
 def from_dict(cls: type, d: dict[str, Any]) -> Any:
     """Build dataclass ``cls`` from a nested dict, rejecting unknown keys."""
     if not isinstance(d, dict):
@@ -242,7 +265,9 @@ def from_dict(cls: type, d: dict[str, Any]) -> Any:
     names = {f.name for f in fields(cls)}
     unknown = set(d) - names
     if unknown:
-        raise ConfigError(f"unknown {cls.__name__} key(s) {sorted(unknown)}; valid: {sorted(names)}")
+        raise ConfigError(
+            f"unknown {cls.__name__} key(s) {sorted(unknown)}; valid: {sorted(names)}"
+        )
     kwargs = {}
     for k, v in d.items():
         t = hints[k]

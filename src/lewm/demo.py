@@ -33,8 +33,14 @@ class DemoRecipe:
 FULL = DemoRecipe(
     train_episodes=2000,
     eval_episodes_file=300,
-    overrides=["model.predictor.history=1", "train.steps=1500", "train.batch_size=64",
-               "train.lr=1e-3", "train.val_every=250", "train.ckpt_every=500"],
+    overrides=[
+        "model.predictor.history=1",
+        "train.steps=1500",
+        "train.batch_size=64",
+        "train.lr=1e-3",
+        "train.val_every=250",
+        "train.ckpt_every=500",
+    ],
     eval_episodes=50,
     samples=300,
     iterations=30,
@@ -43,8 +49,15 @@ FULL = DemoRecipe(
 QUICK = DemoRecipe(
     train_episodes=300,
     eval_episodes_file=60,
-    overrides=["model.predictor.history=1", "train.steps=150", "train.batch_size=64",
-               "train.lr=1e-3", "train.val_every=50", "train.ckpt_every=150", "train.log_every=10"],
+    overrides=[
+        "model.predictor.history=1",
+        "train.steps=150",
+        "train.batch_size=64",
+        "train.lr=1e-3",
+        "train.val_every=50",
+        "train.ckpt_every=150",
+        "train.log_every=10",
+    ],
     eval_episodes=10,
     samples=100,
     iterations=10,
@@ -78,13 +91,22 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0, overwrite: boo
         timings[name] = round(time.perf_counter() - t0 - sum(timings.values()), 1)
         log.info("demo: %s done in %.1f s", name, timings[name])
 
-    log.info("demo: collecting %d + %d Two-Room episodes", recipe.train_episodes,
-             recipe.eval_episodes_file)
+    log.info(
+        "demo: collecting %d + %d Two-Room episodes",
+        recipe.train_episodes,
+        recipe.eval_episodes_file,
+    )
     train_h5, heldout_h5 = out / "tworoom_train.h5", out / "tworoom_heldout.h5"
-    collect_tworoom(train_h5, recipe.train_episodes, resolution=recipe.resolution, seed=seed,
-                    progress=progress)
-    collect_tworoom(heldout_h5, recipe.eval_episodes_file, resolution=recipe.resolution,
-                    seed=seed + 10_000, progress=progress)
+    collect_tworoom(
+        train_h5, recipe.train_episodes, resolution=recipe.resolution, seed=seed, progress=progress
+    )
+    collect_tworoom(
+        heldout_h5,
+        recipe.eval_episodes_file,
+        resolution=recipe.resolution,
+        seed=seed + 10_000,
+        progress=progress,
+    )
     stage("collect")
 
     cfg = apply_overrides(preset("cpu"), recipe.overrides + [f"train.seed={seed}"])
@@ -95,14 +117,19 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0, overwrite: boo
 
     model = LeWM.from_pretrained(res.model_dir)
     ecfg = EvalConfig(
-        episodes=recipe.eval_episodes, num_samples=recipe.samples, iterations=recipe.iterations,
-        receding=recipe.receding, seed=42 + seed, split="all",
+        episodes=recipe.eval_episodes,
+        num_samples=recipe.samples,
+        iterations=recipe.iterations,
+        receding=recipe.receding,
+        seed=42 + seed,
+        split="all",
     )
     log.info("demo: planning on %d held-out tasks", ecfg.episodes)
     plan = evaluate(model, "tworoom", heldout_h5, ecfg, out_dir=out / "eval")
     stage("eval")
-    rnd_cfg = EvalConfig(episodes=recipe.eval_episodes, policy="random", seed=42 + seed,
-                         split="all", num_gifs=0)
+    rnd_cfg = EvalConfig(
+        episodes=recipe.eval_episodes, policy="random", seed=42 + seed, split="all", num_gifs=0
+    )
     rnd = evaluate(None, "tworoom", heldout_h5, rnd_cfg, out_dir=out / "eval_random")
     stage("random_baseline")
 
@@ -132,4 +159,3 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0, overwrite: boo
     # the demo's own eval.json at the top level, as the acceptance reads it
     shutil.copyfile(out / "eval" / "eval.json", out / "eval.json")
     return summary
-

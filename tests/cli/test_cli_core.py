@@ -6,14 +6,30 @@ from lewm.cli.main import main
 
 
 def test_help_runs_as_console_script():
-    out = subprocess.run([sys.executable, "-m", "lewm.cli.main", "--help"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "lewm.cli.main", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "train" in out.stdout and "info" in out.stdout
 
 
 def test_train_and_info(tmp_path, toy_h5, capsys):
-    rc = main(["train", "--data", toy_h5, "--out", str(tmp_path / "run"), "--preset", "tiny",
-               "--no-progress", "train.steps=6", "train.val_every=0"])
+    rc = main(
+        [
+            "train",
+            "--data",
+            toy_h5,
+            "--out",
+            str(tmp_path / "run"),
+            "--preset",
+            "tiny",
+            "--no-progress",
+            "train.steps=6",
+            "train.val_every=0",
+        ]
+    )
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps"] == 6

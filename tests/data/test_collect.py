@@ -7,8 +7,9 @@ from lewm.envs.tworoom import SUCCESS_DIST, render_batch, step_dynamics
 
 
 def test_collection_layout_and_consistency(tmp_path):
-    stats = collect_tworoom(tmp_path / "tr.h5", 12, resolution=32, seed=1, num_envs=5,
-                            progress=False)
+    stats = collect_tworoom(
+        tmp_path / "tr.h5", 12, resolution=32, seed=1, num_envs=5, progress=False
+    )
     ds = EpisodeDataset(tmp_path / "tr.h5")
     assert ds.num_episodes == stats["episodes"] == 12
     assert {"pixels", "action", "state", "proprio", "goal_state"} <= set(ds.columns)

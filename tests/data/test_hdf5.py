@@ -11,8 +11,11 @@ def _episode(L=12, res=8, A=2, seed=0):
     rng = np.random.default_rng(seed)
     act = rng.normal(size=(L, A)).astype(np.float32)
     act[-1] = np.nan
-    return {"pixels": rng.integers(0, 255, (L, res, res, 3), dtype=np.uint8), "action": act,
-            "state": rng.normal(size=(L, 2)).astype(np.float32)}
+    return {
+        "pixels": rng.integers(0, 255, (L, res, res, 3), dtype=np.uint8),
+        "action": act,
+        "state": rng.normal(size=(L, 2)).astype(np.float32),
+    }
 
 
 def _write(path, n=3, **kw):
@@ -112,18 +115,32 @@ def test_reader_errors(tmp_path):
     with pytest.raises(DataError, match=r"lacks column\(s\) \['action'\]"):
         EpisodeDataset(_raw_file(tmp_path / "noact.h5", pixels=ep["pixels"], **idx))
     with pytest.raises(DataError, match="uint8"):
-        EpisodeDataset(_raw_file(tmp_path / "f.h5", pixels=ep["pixels"].astype(np.float32),
-                                 action=ep["action"], **idx))
+        EpisodeDataset(
+            _raw_file(
+                tmp_path / "f.h5",
+                pixels=ep["pixels"].astype(np.float32),
+                action=ep["action"],
+                **idx,
+            )
+        )
     with pytest.raises(DataError, match=r"\(N, H, W, 3\)"):
-        EpisodeDataset(_raw_file(tmp_path / "g.h5", pixels=ep["pixels"][..., :1],
-                                 action=ep["action"], **idx))
+        EpisodeDataset(
+            _raw_file(tmp_path / "g.h5", pixels=ep["pixels"][..., :1], action=ep["action"], **idx)
+        )
     bad = ep["action"].copy()
     bad[3, 1] = np.nan
     with pytest.raises(DataError, match="non-finite action at row 3"):
         EpisodeDataset(_raw_file(tmp_path / "nan.h5", pixels=ep["pixels"], action=bad, **idx))
     with pytest.raises(DataError, match="do not tile"):
-        EpisodeDataset(_raw_file(tmp_path / "idx.h5", pixels=ep["pixels"], action=ep["action"],
-                                 ep_len=np.array([7]), ep_offset=np.array([0])))
+        EpisodeDataset(
+            _raw_file(
+                tmp_path / "idx.h5",
+                pixels=ep["pixels"],
+                action=ep["action"],
+                ep_len=np.array([7]),
+                ep_offset=np.array([0]),
+            )
+        )
 
 
 def test_normalizer_roundtrip_ignores_nan_rows():

@@ -42,13 +42,16 @@ def test_reset_to_state_and_goal_rendering_roundtrip():
     assert TwoRoomEnv(resolution=224).render_state(s).shape == (224, 224, 3)
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"state": [112.0, 150.0]}, "inside the wall"),
-    ({"state": [5.0, 50.0]}, "outside the arena"),
-    ({"state": [1.0]}, "finite"),
-    ({"goal_state": [np.nan, 3.0]}, "finite"),
-    ({"start": [50.0, 50.0]}, "unknown reset option"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"state": [112.0, 150.0]}, "inside the wall"),
+        ({"state": [5.0, 50.0]}, "outside the arena"),
+        ({"state": [1.0]}, "finite"),
+        ({"goal_state": [np.nan, 3.0]}, "finite"),
+        ({"start": [50.0, 50.0]}, "unknown reset option"),
+    ],
+)
 def test_reset_rejects_bad_options(bad, match):
     with pytest.raises(ValueError, match=match):
         TwoRoomEnv().reset(options=bad)

@@ -61,4 +61,6 @@ def test_objective_terms_and_weight():
     pred = z[:, 1:] + 0.1
     out = LeWMObjective(0.5, SIGReg(num_proj=32))(z, pred)
     assert out["pred_loss"].item() == pytest.approx(0.01, rel=1e-4)
-    assert out["loss"].item() == pytest.approx(out["pred_loss"].item() + 0.5 * out["sigreg"].item(), rel=1e-6)
+    assert out["loss"].item() == pytest.approx(
+        out["pred_loss"].item() + 0.5 * out["sigreg"].item(), rel=1e-6
+    )

@@ -104,7 +104,7 @@ def test_rollout_matches_manual_window(tiny_config):
         out = model.rollout(zc, acts, hist)[0, 0]
         seq = [zc[0, 0], zc[0, 1]]
         all_a = [hist[0, 0]] + list(acts[0, 0])
-        for h in range(4):
+        for _ in range(4):
             lo = max(0, len(seq) - 3)
             z_in = torch.stack(seq[lo:])[None]
             a_in = model.embed_actions(torch.stack(all_a[lo : len(seq)]))[None]

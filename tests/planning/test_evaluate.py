@@ -16,8 +16,10 @@ from lewm.training.trainer import train
 def tworoom_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("tr")
     collect_tworoom(d / "tr.h5", 40, resolution=16, seed=0, progress=False)
-    cfg = apply_overrides(preset("tiny"), ["model.predictor.history=1", "train.steps=10",
-                                           "train.val_every=0", "train.ckpt_every=0"])
+    cfg = apply_overrides(
+        preset("tiny"),
+        ["model.predictor.history=1", "train.steps=10", "train.val_every=0", "train.ckpt_every=0"],
+    )
     train(cfg, d / "tr.h5", d / "run", progress=False)
     return d
 
@@ -52,8 +54,12 @@ def test_heldout_split_uses_the_models_validation_episodes(tworoom_run):
     from lewm.data.hdf5 import EpisodeDataset
 
     model = LeWM.from_pretrained(tworoom_run / "run")
-    res = evaluate(model, "tworoom", tworoom_run / "tr.h5",
-                   _small(split="heldout", episodes=2, policy="random"))
+    res = evaluate(
+        model,
+        "tworoom",
+        tworoom_run / "tr.h5",
+        _small(split="heldout", episodes=2, policy="random"),
+    )
     _, val = split_episodes(40, 0.1, 0)
     assert {ep for ep, _ in res.tasks} <= set(val.tolist())
     ds = EpisodeDataset(tworoom_run / "tr.h5")

@@ -9,9 +9,17 @@ from lewm.training.trainer import train
 
 
 def _run(tmp_path, data, cfg, lam):
-    cfg = apply_overrides(cfg, [f"train.sigreg_weight={lam}", "train.steps=200",
-                                "train.batch_size=32", "train.lr=3e-3", "train.log_every=40",
-                                "train.val_every=0"])
+    cfg = apply_overrides(
+        cfg,
+        [
+            f"train.sigreg_weight={lam}",
+            "train.steps=200",
+            "train.batch_size=32",
+            "train.lr=3e-3",
+            "train.log_every=40",
+            "train.val_every=0",
+        ],
+    )
     train(cfg, data, tmp_path / f"run{lam}", progress=False)
     lines = (tmp_path / f"run{lam}" / "metrics.jsonl").read_text().splitlines()
     return [r for r in map(json.loads, lines) if "train/pred_loss" in r]

@@ -33,7 +33,9 @@ def test_training_writes_metrics_checkpoints_and_model(tmp_path, toy_h5, tiny_co
 
 
 def test_resume_equals_uninterrupted(tmp_path, toy_h5, tiny_config):
-    cfg = apply_overrides(tiny_config, ["train.steps=12", "train.ckpt_every=4", "train.val_every=0"])
+    cfg = apply_overrides(
+        tiny_config, ["train.steps=12", "train.ckpt_every=4", "train.val_every=0"]
+    )
     train(cfg, toy_h5, tmp_path / "full", progress=False)
     train(cfg, toy_h5, tmp_path / "cut", progress=False, stop_after=5)  # checkpoint at 4, dies at 5
     res = train(cfg, toy_h5, tmp_path / "cut", progress=False, resume=True)
@@ -42,7 +44,9 @@ def test_resume_equals_uninterrupted(tmp_path, toy_h5, tiny_config):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    steps = [json.loads(x)["step"] for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    steps = [
+        json.loads(x)["step"] for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert steps == sorted(steps)  # metrics logged after the checkpoint were dropped
 
 
@@ -64,11 +68,14 @@ def test_resume_with_other_action_dim_is_refused(tmp_path, toy_h5, tiny_config):
     import numpy as np
 
     from lewm.data.hdf5 import EpisodeDataset, EpisodeWriter
+
     src = EpisodeDataset(toy_h5)
     with EpisodeWriter(other) as w:
         for i in range(src.num_episodes):
             ep = src.episode(i)
-            w.add_episode(pixels=ep["pixels"], action=np.concatenate([ep["action"], ep["action"][:, :1]], 1))
+            w.add_episode(
+                pixels=ep["pixels"], action=np.concatenate([ep["action"], ep["action"][:, :1]], 1)
+            )
     with pytest.raises(DataError, match="action_dim 2"):
         Trainer(cfg, other, tmp_path / "run", resume=True, progress=False)
 

@@ -19,8 +19,11 @@ def plot_training_curves(metrics: str | os.PathLike, out_png: str | os.PathLike)
     import matplotlib.pyplot as plt
 
     recs = load_metrics(metrics)
-    panels = [("pred_loss", "prediction loss (MSE)", True), ("sigreg", "SIGReg", True),
-              ("z_std", "latent per-dim std", False)]
+    panels = [
+        ("pred_loss", "prediction loss (MSE)", True),
+        ("sigreg", "SIGReg", True),
+        ("z_std", "latent per-dim std", False),
+    ]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2))
     for ax, (key, title, log) in zip(axes, panels, strict=True):
         for split, style in (("train", "-"), ("val", "o-")):

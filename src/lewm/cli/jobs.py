@@ -13,8 +13,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if args.env not in COLLECTORS:
         raise ValueError(f"unknown environment {args.env!r}; available: {', '.join(COLLECTORS)}")
     stats = COLLECTORS[args.env](
-        args.out, args.episodes, resolution=args.resolution, seed=args.seed,
-        overwrite=args.overwrite, progress=not args.no_progress,
+        args.out,
+        args.episodes,
+        resolution=args.resolution,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
     )
     print(json.dumps({"out": args.out, **stats}, indent=2, default=float))
     return 0
@@ -24,16 +28,28 @@ def eval_config_from_args(args: argparse.Namespace):
     from lewm.planning.evaluate import EvalConfig
 
     return EvalConfig(
-        episodes=args.episodes, goal_offset=args.goal_offset, budget=args.budget,
-        split=args.split, policy=args.policy, solver=args.solver, num_samples=args.samples,
-        num_elites=args.elites, iterations=args.iterations, horizon=args.horizon,
-        receding=args.receding, context=args.context, seed=args.seed, num_gifs=args.gifs,
+        episodes=args.episodes,
+        goal_offset=args.goal_offset,
+        budget=args.budget,
+        split=args.split,
+        policy=args.policy,
+        solver=args.solver,
+        num_samples=args.samples,
+        num_elites=args.elites,
+        iterations=args.iterations,
+        horizon=args.horizon,
+        receding=args.receding,
+        context=args.context,
+        seed=args.seed,
+        num_gifs=args.gifs,
     )
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from lewm.envs import make_env  # noqa: F401  (validates the env name early)
-    from lewm.envs import ENV_NAMES
+    from lewm.envs import (
+        ENV_NAMES,
+        make_env,  # noqa: F401  (validates the env name early)
+    )
     from lewm.models import LeWM
     from lewm.planning.evaluate import evaluate
 
@@ -46,11 +62,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError("--data is required with --policy random")
     out = Path(args.out) if args.out else Path(args.checkpoint) / f"eval_{args.env}_{args.policy}"
     res = evaluate(model, args.env, data, cfg, out_dir=out, progress=not args.no_progress)
-    print(json.dumps({
-        "success_rate": res.success_rate, "episodes": len(res.successes),
-        "plan_seconds_mean": res.plan_seconds_mean, "plans": res.plans,
-        "wall_seconds": round(res.wall_seconds, 1), "eval_json": str(out / "eval.json"),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "success_rate": res.success_rate,
+                "episodes": len(res.successes),
+                "plan_seconds_mean": res.plan_seconds_mean,
+                "plans": res.plans,
+                "wall_seconds": round(res.wall_seconds, 1),
+                "eval_json": str(out / "eval.json"),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -64,13 +88,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", default="tworoom", help="environment name (default: tworoom)")
-    p.add_argument("--data", default=None,
-                   help="episode file with a 'state' column (default: the training dataset)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="episode file with a 'state' column (default: the training dataset)",
+    )
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--goal-offset", type=int, default=25)
     p.add_argument("--budget", type=int, default=50)
-    p.add_argument("--split", default="heldout", choices=["heldout", "train", "all"],
-                   help="episodes of the training file to draw tasks from (another file: all)")
+    p.add_argument(
+        "--split",
+        default="heldout",
+        choices=["heldout", "train", "all"],
+        help="episodes of the training file to draw tasks from (another file: all)",
+    )
     p.add_argument("--policy", default="plan", choices=["plan", "random"])
     p.add_argument("--solver", default="cem")
     p.add_argument("--samples", type=int, default=300)
@@ -81,7 +112,9 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--context", type=int, default=1, help="observed frames given to the model")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--gifs", type=int, default=4)
-    p.add_argument("--out", default=None, help="output folder (default: CHECKPOINT/eval_ENV_POLICY)")
+    p.add_argument(
+        "--out", default=None, help="output folder (default: CHECKPOINT/eval_ENV_POLICY)"
+    )
     p.add_argument("--no-progress", action="store_true")
 
 

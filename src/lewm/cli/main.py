@@ -11,19 +11,32 @@ from lewm import __version__
 
 log = logging.getLogger("lewm")
 
+
 # Errors that mean "the user asked for something wrong": printed as one line, exit code 2.
 def _user_errors() -> tuple[type[BaseException], ...]:
     from lewm.config import ConfigError
     from lewm.data.hdf5 import DataError
     from lewm.models.lewm import CheckpointError
 
-    return (ConfigError, DataError, CheckpointError, FileExistsError, FileNotFoundError,
-            ValueError, KeyError, ImportError)
+    return (
+        ConfigError,
+        DataError,
+        CheckpointError,
+        FileExistsError,
+        FileNotFoundError,
+        ValueError,
+        KeyError,
+        ImportError,
+    )
 
 
 def _add_overrides(p: argparse.ArgumentParser) -> None:
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="config overrides, e.g. train.steps=2000 model.predictor.history=1")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. train.steps=2000 model.predictor.history=1",
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -31,11 +44,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     from lewm.training.trainer import train
 
     cfg = apply_overrides(preset(args.preset), args.overrides)
-    res = train(cfg, args.data, args.out, resume=args.resume, overwrite=args.overwrite,
-                progress=None if not args.no_progress else False)
+    res = train(
+        cfg,
+        args.data,
+        args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=None if not args.no_progress else False,
+    )
     summary = {k: round(v, 5) for k, v in res.final.items() if isinstance(v, float)}
-    print(json.dumps({"run_dir": str(res.run_dir), "model": str(res.model_dir), "steps": res.steps,
-                      "seconds": round(res.seconds, 1), **summary}, indent=2))
+    print(
+        json.dumps(
+            {
+                "run_dir": str(res.run_dir),
+                "model": str(res.model_dir),
+                "steps": res.steps,
+                "seconds": round(res.seconds, 1),
+                **summary,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -74,8 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train LeWM on an episode HDF5 file")
     t.add_argument("--data", required=True, help="episode HDF5 file (see `lewm collect`)")
     t.add_argument("--out", required=True, help="run directory (metrics, checkpoints, model/)")
-    t.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
-                   help="configuration preset (default: cpu)")
+    t.add_argument(
+        "--preset",
+        default="cpu",
+        choices=sorted(PRESETS),
+        help="configuration preset (default: cpu)",
+    )
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -95,8 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
@@ -113,4 +148,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

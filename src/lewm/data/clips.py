@@ -14,13 +14,17 @@ from lewm.data.hdf5 import DataError, EpisodeDataset
 from lewm.data.normalize import Normalizer
 
 
-def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_episodes(
+    num_episodes: int, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Random disjoint (train, val) episode ids; at least one of each when val_fraction > 0."""
     perm = np.random.default_rng(seed).permutation(num_episodes)
     if val_fraction <= 0:
         return np.sort(perm), np.array([], dtype=np.int64)
     if num_episodes < 2:
-        raise DataError("a validation split needs at least 2 episodes (or set train.val_fraction=0)")
+        raise DataError(
+            "a validation split needs at least 2 episodes (or set train.val_fraction=0)"
+        )
     n_val = min(num_episodes - 1, max(1, round(val_fraction * num_episodes)))
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
@@ -36,7 +40,12 @@ class ClipSampler:
         frameskip: int,
         normalizer: Normalizer,
     ) -> None:
-        self.ds, self.history, self.frameskip, self.normalizer = dataset, history, frameskip, normalizer
+        self.ds, self.history, self.frameskip, self.normalizer = (
+            dataset,
+            history,
+            frameskip,
+            normalizer,
+        )
         span = history * frameskip  # raw steps from the first to the last frame of a clip
         starts = []
         for ep in np.asarray(episodes, dtype=np.int64):
@@ -64,7 +73,9 @@ class ClipSampler:
         act = self.normalizer.normalize("action", act.astype(np.float32))
         B, A = len(s), act.shape[-1]
         blocks = act.reshape(B, self.history, self.frameskip * A)  # (B, N, f*A)
-        return torch.from_numpy(np.ascontiguousarray(pixels)), torch.from_numpy(blocks.astype(np.float32))
+        return torch.from_numpy(np.ascontiguousarray(pixels)), torch.from_numpy(
+            blocks.astype(np.float32)
+        )
 
 
 class EpochBatches:

@@ -39,8 +39,14 @@ def collect_tworoom(
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     lengths, successes = [], []
-    attrs = {"env": "tworoom", "resolution": resolution, "seed": seed, "noise_std": noise_std,
-             "max_steps": max_steps, "policy": "TwoRoomExpert"}
+    attrs = {
+        "env": "tworoom",
+        "resolution": resolution,
+        "seed": seed,
+        "noise_std": noise_std,
+        "max_steps": max_steps,
+        "policy": "TwoRoomExpert",
+    }
     bar = tqdm(total=episodes, disable=not progress, desc="collect tworoom", unit="ep")
     with EpisodeWriter(out, overwrite=overwrite, attrs=attrs) as writer:
         done_eps = 0
@@ -71,7 +77,10 @@ def collect_tworoom(
                 act[: L - 1] = A[i, : L - 1]
                 st = S[i, :L]
                 writer.add_episode(
-                    pixels=render_batch(st, resolution), action=act, state=st, proprio=st,
+                    pixels=render_batch(st, resolution),
+                    action=act,
+                    state=st,
+                    proprio=st,
                     goal_state=np.repeat(batch.target[i : i + 1].astype(np.float32), L, 0),
                 )
                 lengths.append(L)
@@ -82,10 +91,14 @@ def collect_tworoom(
     seconds = time.perf_counter() - t0
     lengths_a = np.asarray(lengths)
     return {
-        "episodes": len(lengths), "steps": int(lengths_a.sum()),
-        "mean_length": float(lengths_a.mean()), "min_length": int(lengths_a.min()),
-        "max_length": int(lengths_a.max()), "success_fraction": float(np.mean(successes)),
-        "seconds": round(seconds, 2), "steps_per_s": round(float(lengths_a.sum()) / seconds),
+        "episodes": len(lengths),
+        "steps": int(lengths_a.sum()),
+        "mean_length": float(lengths_a.mean()),
+        "min_length": int(lengths_a.min()),
+        "max_length": int(lengths_a.max()),
+        "success_fraction": float(np.mean(successes)),
+        "seconds": round(seconds, 2),
+        "steps_per_s": round(float(lengths_a.sum()) / seconds),
     }
 
 

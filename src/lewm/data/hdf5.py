@@ -51,7 +51,9 @@ class EpisodeWriter:
         self.path = Path(path)
         refuse_existing(self.path, overwrite, "dataset")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
         os.close(fd)
         self._tmp = Path(tmp)
         self._file = h5py.File(self._tmp, "w")
@@ -112,12 +114,18 @@ class EpisodeWriter:
         for name, a in arrays.items():
             if name in INDEX_COLUMNS:
                 raise DataError(f"column name {name!r} is reserved")
-            dtype = np.uint8 if name == "pixels" else (
-                np.float32 if np.issubdtype(a.dtype, np.floating) else a.dtype
+            dtype = (
+                np.uint8
+                if name == "pixels"
+                else (np.float32 if np.issubdtype(a.dtype, np.floating) else a.dtype)
             )
             shape = a.shape[1:]
             # pixels: one chunk per frame, so random frame reads touch only what they need
-            chunks = (1, *shape) if name == "pixels" else (max(1, min(4096, 2**20 // max(1, a[0].nbytes))), *shape)
+            chunks = (
+                (1, *shape)
+                if name == "pixels"
+                else (max(1, min(4096, 2**20 // max(1, a[0].nbytes))), *shape)
+            )
             self._file.create_dataset(
                 name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype, chunks=chunks
             )
@@ -188,8 +196,7 @@ class EpisodeDataset:
         px = f["pixels"]
         if px.dtype != np.uint8 or px.ndim != 4 or px.shape[-1] != 3:
             raise DataError(
-                f"dataset {self.path}: pixels must be uint8 (N, H, W, 3), got {px.dtype} "
-                f"{px.shape}"
+                f"dataset {self.path}: pixels must be uint8 (N, H, W, 3), got {px.dtype} {px.shape}"
             )
         for name in self.columns:
             if f[name].shape[0] != n_rows:

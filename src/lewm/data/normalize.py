@@ -40,8 +40,10 @@ class Normalizer:
             raise KeyError(f"normaliser has no statistics for {name!r}; has {sorted(self.stats)}")
         m, s = self.stats[name]
         if isinstance(like, Tensor):
-            return (torch.as_tensor(m, device=like.device, dtype=like.dtype),
-                    torch.as_tensor(s, device=like.device, dtype=like.dtype))
+            return (
+                torch.as_tensor(m, device=like.device, dtype=like.dtype),
+                torch.as_tensor(s, device=like.device, dtype=like.dtype),
+            )
         return m, s
 
     def normalize(self, name: str, x):

@@ -50,8 +50,9 @@ class Layout:
 DEFAULT_LAYOUT = Layout()
 
 
-def step_dynamics(pos: np.ndarray, action: np.ndarray, layout: Layout = DEFAULT_LAYOUT,
-                  speed: float = SPEED) -> np.ndarray:
+def step_dynamics(
+    pos: np.ndarray, action: np.ndarray, layout: Layout = DEFAULT_LAYOUT, speed: float = SPEED
+) -> np.ndarray:
     """Vectorised move: pos (N, 2), action (N, 2) -> new pos (N, 2).
 
     Clip the action, move, clamp to the arena, then stop at the wall unless the agent is in the
@@ -85,8 +86,9 @@ def _background(resolution: int, layout: Layout) -> np.ndarray:
     return img
 
 
-def render_batch(states: np.ndarray, resolution: int = 64,
-                 layout: Layout = DEFAULT_LAYOUT) -> np.ndarray:
+def render_batch(
+    states: np.ndarray, resolution: int = 64, layout: Layout = DEFAULT_LAYOUT
+) -> np.ndarray:
     """Agent positions (N, 2) -> images (N, res, res, 3) uint8 (the target is not drawn)."""
     states = np.asarray(states, np.float32).reshape(-1, 2)
     bg = _background(int(resolution), layout)
@@ -132,11 +134,21 @@ class TwoRoomEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self, resolution: int = 64, render_mode: str | None = "rgb_array",
-                 layout: Layout = DEFAULT_LAYOUT, speed: float = SPEED) -> None:
+    def __init__(
+        self,
+        resolution: int = 64,
+        render_mode: str | None = "rgb_array",
+        layout: Layout = DEFAULT_LAYOUT,
+        speed: float = SPEED,
+    ) -> None:
         if resolution < 8:
             raise ValueError(f"resolution must be >= 8 pixels, got {resolution}")
-        self.resolution, self.render_mode, self.layout, self.speed = resolution, render_mode, layout, speed
+        self.resolution, self.render_mode, self.layout, self.speed = (
+            resolution,
+            render_mode,
+            layout,
+            speed,
+        )
         self.observation_space = gym.spaces.Box(0.0, WORLD, shape=(4,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self.state = np.array([LO, LO])
@@ -147,19 +159,31 @@ class TwoRoomEnv(gym.Env):
 
     def _info(self) -> dict[str, Any]:
         d = float(np.linalg.norm(self.state - self.goal_state))
-        return {"state": self.state.astype(np.float32), "goal_state": self.goal_state.astype(np.float32),
-                "distance": d, "success": d < SUCCESS_DIST}
+        return {
+            "state": self.state.astype(np.float32),
+            "goal_state": self.goal_state.astype(np.float32),
+            "distance": d,
+            "success": d < SUCCESS_DIST,
+        }
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         options = options or {}
         unknown = set(options) - {"state", "goal_state"}
         if unknown:
-            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; use 'state', 'goal_state'")
-        self.state = (_check_xy("state", options["state"], self.layout) if "state" in options
-                      else sample_free(self.np_random, 1, self.layout)[0])
-        self.goal_state = (_check_xy("goal_state", options["goal_state"], self.layout)
-                           if "goal_state" in options else sample_free(self.np_random, 1, self.layout)[0])
+            raise ValueError(
+                f"unknown reset option(s) {sorted(unknown)}; use 'state', 'goal_state'"
+            )
+        self.state = (
+            _check_xy("state", options["state"], self.layout)
+            if "state" in options
+            else sample_free(self.np_random, 1, self.layout)[0]
+        )
+        self.goal_state = (
+            _check_xy("goal_state", options["goal_state"], self.layout)
+            if "goal_state" in options
+            else sample_free(self.np_random, 1, self.layout)[0]
+        )
         return self._obs(), self._info()
 
     def step(self, action):
@@ -199,8 +223,13 @@ class TwoRoomExpert:
     """Noisy scripted expert: to the door (approach point, then exit point) when the target is in
     the other room, then straight to the target; unit direction + N(0, noise_std^2), clipped."""
 
-    def __init__(self, noise_std: float = 2.0, rng: np.random.Generator | None = None,
-                 layout: Layout = DEFAULT_LAYOUT, door_offset: float = 20.0) -> None:
+    def __init__(
+        self,
+        noise_std: float = 2.0,
+        rng: np.random.Generator | None = None,
+        layout: Layout = DEFAULT_LAYOUT,
+        door_offset: float = 20.0,
+    ) -> None:
         self.noise_std, self.layout, self.door_offset = noise_std, layout, door_offset
         self.rng = rng if rng is not None else np.random.default_rng()
 
@@ -212,11 +241,13 @@ class TwoRoomExpert:
         near_wall = np.abs(states[:, 0] - L.wall_x) < L.wall_half + RADIUS + self.door_offset
         wp = targets.astype(np.float64).copy()
         go_in = cross & ~(aligned & near_wall)  # line up with the door on our own side first
-        wp[go_in] = np.stack([L.wall_x + own[go_in] * self.door_offset,
-                              np.full(go_in.sum(), L.door_y)], 1)
+        wp[go_in] = np.stack(
+            [L.wall_x + own[go_in] * self.door_offset, np.full(go_in.sum(), L.door_y)], 1
+        )
         go_through = cross & aligned & near_wall  # then pass through to the other side
-        wp[go_through] = np.stack([L.wall_x - own[go_through] * self.door_offset,
-                                   np.full(go_through.sum(), L.door_y)], 1)
+        wp[go_through] = np.stack(
+            [L.wall_x - own[go_through] * self.door_offset, np.full(go_through.sum(), L.door_y)], 1
+        )
         return wp
 
     def act(self, states: np.ndarray, targets: np.ndarray) -> np.ndarray:

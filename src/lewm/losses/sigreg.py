@@ -28,7 +28,8 @@ class SIGReg(nn.Module):
         super().__init__()
         if num_proj < 1 or knots < 2 or t_max <= 0:
             raise ValueError(
-                f"SIGReg needs num_proj >= 1, knots >= 2, t_max > 0; got {num_proj}, {knots}, {t_max}"
+                "SIGReg needs num_proj >= 1, knots >= 2, t_max > 0; "
+                f"got {num_proj}, {knots}, {t_max}"
             )
         self.num_proj = num_proj
         t = torch.linspace(0.0, t_max, knots, dtype=torch.float64)
@@ -67,6 +68,8 @@ class SIGReg(nn.Module):
         if directions is None:
             directions = self.sample_directions(z.shape[-1])
         elif directions.shape[0] != z.shape[-1]:
-            raise ValueError(f"directions must be (D={z.shape[-1]}, M), got {tuple(directions.shape)}")
+            raise ValueError(
+                f"directions must be (D={z.shape[-1]}, M), got {tuple(directions.shape)}"
+            )
         with torch.autocast(device_type=z.device.type, enabled=False):
             return self.statistic(z, directions).mean()

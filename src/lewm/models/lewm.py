@@ -46,7 +46,9 @@ class LeWM(nn.Module):
         self.predictor = Predictor(D, config.predictor)
         self.pred_projector = Projector(D, config.projector_hidden, D)
         enc = config.encoder
-        self.register_buffer("pixel_mean", torch.tensor(enc.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "pixel_mean", torch.tensor(enc.mean).view(1, 3, 1, 1), persistent=False
+        )
         self.register_buffer("pixel_std", torch.tensor(enc.std).view(1, 3, 1, 1), persistent=False)
         self.normalizer: Normalizer | None = None  # set by training / from_pretrained
         self.metadata: dict[str, Any] = {}
@@ -140,7 +142,9 @@ class LeWM(nn.Module):
             raise ValueError(f"actions batch {actions.shape[0]} != context batch {B}")
         if C > 1:
             if history_actions is None or history_actions.shape[:2] != (B, C - 1):
-                raise ValueError(f"{C} context frames need history_actions of shape (B, {C - 1}, Ab)")
+                raise ValueError(
+                    f"{C} context frames need history_actions of shape (B, {C - 1}, Ab)"
+                )
             hist = history_actions[:, None].expand(B, S, C - 1, Ab)
             actions = torch.cat([hist, actions], dim=2)  # (B, S, C-1+H, Ab)
         a_emb = self.embed_actions(actions).reshape(B * S, C - 1 + H, D)  # (B*S, C-1+H, D)
@@ -179,8 +183,13 @@ class LeWM(nn.Module):
         counts["total"] = sum(counts.values())
         return counts
 
-    def save_pretrained(self, path: str | os.PathLike, *, overwrite: bool = False,
-                        extra_files: dict[str, bytes] | None = None) -> Path:
+    def save_pretrained(
+        self,
+        path: str | os.PathLike,
+        *,
+        overwrite: bool = False,
+        extra_files: dict[str, bytes] | None = None,
+    ) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (+ ``normalizer.json``) atomically.
 
         The folder is assembled under a temporary name and renamed into place, so a crash never
@@ -219,8 +228,9 @@ class LeWM(nn.Module):
         return path
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu"
-                        ) -> LeWM:
+    def from_pretrained(
+        cls, path: str | os.PathLike, map_location: str | torch.device = "cpu"
+    ) -> LeWM:
         """Rebuild a model from a checkpoint folder (no pickles are read)."""
         path = resolve_checkpoint(path)
         try:

@@ -86,7 +86,9 @@ def sample_tasks(
     return [(int(e), int(s)) for e, s in rows[pick]]
 
 
-def eval_episodes(dataset: EpisodeDataset, data_path: Path, metadata: dict, split: str) -> np.ndarray:
+def eval_episodes(
+    dataset: EpisodeDataset, data_path: Path, metadata: dict, split: str
+) -> np.ndarray:
     """Episode ids for ``split``. A dataset other than the training file counts as held out."""
     all_eps = np.arange(dataset.num_episodes)
     trained_on = metadata.get("dataset")
@@ -179,7 +181,11 @@ def evaluate(
     success = np.zeros(E, dtype=bool)
     steps_to = [None] * E
     frames = [[f] for f in frames0]  # observation frames per env, one per env step
-    trails = [[env.unwrapped.state.copy()] for env in envs] if hasattr(envs[0].unwrapped, "state") else None
+    trails = (
+        [[env.unwrapped.state.copy()] for env in envs]
+        if hasattr(envs[0].unwrapped, "state")
+        else None
+    )
     for t in range(cfg.budget):
         active = ~success
         if not active.any():
@@ -208,8 +214,12 @@ def evaluate(
         plan_seconds_mean=float(np.mean(plan_times)) if plan_times else None,
         plans=len(plan_times),
         wall_seconds=wall,
-        settings={**asdict(cfg), "env": env_name, "data": str(data_path),
-                  "threads": torch.get_num_threads()},
+        settings={
+            **asdict(cfg),
+            "env": env_name,
+            "data": str(data_path),
+            "threads": torch.get_num_threads(),
+        },
     )
     if out_dir is not None:
         out = Path(out_dir)
@@ -227,18 +237,27 @@ def _build_controller(model, cfg: EvalConfig, action_dim: int, device):
     if model.normalizer is None or "action" not in model.normalizer:
         raise DataError("the checkpoint has no action normaliser; it was not trained by lewm train")
     norm = model.normalizer
-    solver = make_solver(cfg.solver, num_samples=cfg.num_samples, num_elites=cfg.num_elites,
-                         iterations=cfg.iterations, seed=cfg.seed)
+    solver = make_solver(
+        cfg.solver,
+        num_samples=cfg.num_samples,
+        num_elites=cfg.num_elites,
+        iterations=cfg.iterations,
+        seed=cfg.seed,
+    )
     planner = Planner(model.to(device).eval(), solver, horizon=cfg.horizon, receding=cfg.receding)
     return MPCController(
-        planner, frameskip=model.config.frameskip, action_dim=action_dim,
-        denormalize=lambda a: norm.denormalize("action", a), seed=cfg.seed,
+        planner,
+        frameskip=model.config.frameskip,
+        action_dim=action_dim,
+        denormalize=lambda a: norm.denormalize("action", a),
+        seed=cfg.seed,
         context=cfg.context,
     )
 
 
-def write_gif(path: Path, frames: list[np.ndarray], goal: np.ndarray, success: bool,
-              scale: int = 3) -> None:
+def write_gif(
+    path: Path, frames: list[np.ndarray], goal: np.ndarray, success: bool, scale: int = 3
+) -> None:
     """Side-by-side GIF: the episode (left) and the goal image (right), border green on success."""
     import imageio.v3 as iio
 

@@ -148,7 +148,8 @@ class Trainer:
         self.train_clips = ClipSampler(self.dataset, self.train_eps, N, f, self.normalizer)
         self.val_clips = (
             ClipSampler(self.dataset, self.val_eps, N, f, self.normalizer)
-            if len(self.val_eps) else None
+            if len(self.val_eps)
+            else None
         )
         self.batches = EpochBatches(len(self.train_clips), tc.batch_size, tc.seed)
 
@@ -158,8 +159,11 @@ class Trainer:
         self.model.normalizer = self.normalizer
         self.model.metadata = {
             "dataset": str(self.data_path.resolve()),
-            "split": {"seed": tc.seed, "val_fraction": tc.val_fraction,
-                      "num_episodes": self.dataset.num_episodes},
+            "split": {
+                "seed": tc.seed,
+                "val_fraction": tc.val_fraction,
+                "num_episodes": self.dataset.num_episodes,
+            },
             "image_shape": list(self.dataset.image_shape),
             "env": self.dataset.attrs.get("env"),
             **(metadata or {}),
@@ -178,13 +182,16 @@ class Trainer:
             self._load_state()
         else:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(self.run_dir / RUN_CONFIG, {
-                "config": config.to_dict(),
-                "data": str(self.data_path),
-                "train_episodes": len(self.train_eps),
-                "val_episodes": len(self.val_eps),
-                "train_clips": len(self.train_clips),
-            })
+            write_json(
+                self.run_dir / RUN_CONFIG,
+                {
+                    "config": config.to_dict(),
+                    "data": str(self.data_path),
+                    "train_episodes": len(self.train_eps),
+                    "val_episodes": len(self.val_eps),
+                    "train_clips": len(self.train_clips),
+                },
+            )
         self.metrics_path = self.run_dir / "metrics.jsonl"
 
     def _rows_of(self, episodes: np.ndarray) -> np.ndarray:
@@ -194,7 +201,8 @@ class Trainer:
     # -- one step ------------------------------------------------------------------------------
     def _autocast(self):
         return torch.autocast(
-            device_type=self.device.type, dtype=self.amp_dtype or torch.float32,
+            device_type=self.device.type,
+            dtype=self.amp_dtype or torch.float32,
             enabled=self.amp_dtype is not None,
         )
 
@@ -216,7 +224,9 @@ class Trainer:
         terms = self._forward(pixels, blocks)
         self.optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), self.config.train.grad_clip
+        )
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         self.scheduler.step()
@@ -258,14 +268,17 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         buf = io.BytesIO()
-        torch.save({
-            "step": self.step,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "sigreg_rng": self.objective.sigreg.get_rng_state(),
-        }, buf)
+        torch.save(
+            {
+                "step": self.step,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "sigreg_rng": self.objective.sigreg.get_rng_state(),
+            },
+            buf,
+        )
         self.model.metadata["step"] = self.step
         path = self.model.save_pretrained(
             self._ckpt_dir(self.step), overwrite=True, extra_files={STATE_FILE: buf.getvalue()}
@@ -277,11 +290,14 @@ class Trainer:
 
     def _load_state(self) -> None:
         ckpts = sorted(
-            c for c in (self.run_dir / "checkpoints").glob("step_*")
+            c
+            for c in (self.run_dir / "checkpoints").glob("step_*")
             if (c / WEIGHTS_FILE).exists() and (c / STATE_FILE).exists()
         )
         if not ckpts:
-            raise FileNotFoundError(f"cannot resume: no complete checkpoint in {self.run_dir}/checkpoints")
+            raise FileNotFoundError(
+                f"cannot resume: no complete checkpoint in {self.run_dir}/checkpoints"
+            )
         ckpt = ckpts[-1]
         loaded = LeWM.from_pretrained(ckpt, map_location=self.device)
         self.model.load_state_dict(loaded.state_dict())
@@ -296,7 +312,11 @@ class Trainer:
         # drop metric lines logged after the checkpoint we resume from
         mpath = self.run_dir / "metrics.jsonl"
         if mpath.exists():
-            keep = [ln for ln in mpath.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step]
+            keep = [
+                ln
+                for ln in mpath.read_text().splitlines()
+                if ln and json.loads(ln)["step"] <= self.step
+            ]
             mpath.write_text("".join(ln + "\n" for ln in keep))
         log.info("resumed %s at step %d", ckpt, self.step)
 
@@ -312,8 +332,13 @@ class Trainer:
         t_start = time.perf_counter()
         window_t, window_n = time.perf_counter(), 0
         acc: dict[str, float] = {}
-        bar = tqdm(total=tc.steps, initial=self.step, disable=not self.progress, desc="train",
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=tc.steps,
+            initial=self.step,
+            disable=not self.progress,
+            desc="train",
+            dynamic_ncols=True,
+        )
         last: dict[str, float] = {}
         while self.step < end:
             out = self.train_step()
@@ -328,10 +353,14 @@ class Trainer:
                 rec["train/samples_per_s"] = window_n / max(now - window_t, 1e-9)
                 self._log(rec)
                 last = rec
-                bar.set_postfix(pred=f"{rec['train/pred_loss']:.4f}", sig=f"{rec['train/sigreg']:.2f}")
+                bar.set_postfix(
+                    pred=f"{rec['train/pred_loss']:.4f}", sig=f"{rec['train/sigreg']:.2f}"
+                )
                 acc, window_t, window_n = {}, now, 0
             if tc.val_every and self.step % tc.val_every == 0 and self.step < tc.steps:
-                self._log({"step": self.step, **{f"val/{k}": v for k, v in self.validate().items()}})
+                self._log(
+                    {"step": self.step, **{f"val/{k}": v for k, v in self.validate().items()}}
+                )
                 window_t = time.perf_counter()
             if self.step == tc.steps or (tc.ckpt_every and self.step % tc.ckpt_every == 0):
                 self.save_checkpoint()

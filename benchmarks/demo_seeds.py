@@ -17,7 +17,9 @@ from pathlib import Path
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", default="runs/demo_seeds")
     p.add_argument("--quick", action="store_true")
@@ -27,18 +29,31 @@ def main() -> None:
     for s in a.seeds:
         out = Path(a.out) / f"seed_{s}"
         if not a.table_only:
-            cmd = [sys.executable, "-m", "lewm.cli.main", "demo", "--out", str(out), "--seed",
-                   str(s), "--overwrite"] + (["--quick"] if a.quick else [])
+            cmd = [
+                sys.executable,
+                "-m",
+                "lewm.cli.main",
+                "demo",
+                "--out",
+                str(out),
+                "--seed",
+                str(s),
+                "--overwrite",
+            ] + (["--quick"] if a.quick else [])
             subprocess.run(cmd, check=True)
         rows.append(json.loads((out / "summary.json").read_text()))
-    print("| seed | success (50 held-out tasks) | random | s/plan | plans | eval s | train s | "
-          "total s |")
+    print(
+        "| seed | success (50 held-out tasks) | random | s/plan | plans | eval s | train s | "
+        "total s |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         t = r["timings_s"]
-        print(f"| {r['seed']} | {100 * r['success_rate']:.0f} % | "
-              f"{100 * r['random_success_rate']:.0f} % | {r['plan_seconds_mean']:.3f} | "
-              f"{r['plans']} | {t['eval']} | {t['train']} | {r['total_seconds']} |")
+        print(
+            f"| {r['seed']} | {100 * r['success_rate']:.0f} % | "
+            f"{100 * r['random_success_rate']:.0f} % | {r['plan_seconds_mean']:.3f} | "
+            f"{r['plans']} | {t['eval']} | {t['train']} | {r['total_seconds']} |"
+        )
     mean = sum(r["success_rate"] for r in rows) / len(rows)
     print(f"\nmean success over {len(rows)} seeds: {100 * mean:.1f} %")
 

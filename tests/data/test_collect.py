@@ -1,40 +1,88 @@
+import time
+
+import h5py
 import numpy as np
 import pytest
 
-from lewm.data.collect import collect_tworoom
+from lewm.data.collect import COLLECTORS, collect_tworoom
 from lewm.data.hdf5 import EpisodeDataset
 from lewm.envs.tworoom import SUCCESS_DIST, render_batch, step_dynamics
 
 
 def test_collection_layout_and_consistency(tmp_path):
     stats = collect_tworoom(
-        tmp_path / "tr.h5", 12, resolution=32, seed=1, num_envs=5, progress=False
+        tmp_path / "tr.h5", 12, resolution=32, seed=1, num_envs=5, max_steps=60, progress=False
     )
     ds = EpisodeDataset(tmp_path / "tr.h5")
-    assert ds.num_episodes == stats["episodes"] == 12
-    assert {"pixels", "action", "state", "proprio", "goal_state"} <= set(ds.columns)
-    assert ds.image_shape == (32, 32, 3) and ds.attrs["env"] == "tworoom"
+    assert ds.num_episodes == stats["episodes"] == 12 and ds.num_steps == stats["steps"]
+    assert set(ds.columns) == {"pixels", "action", "state", "proprio", "goal_state"}
+    assert ds.image_shape == (32, 32, 3) and ds.action_dim == 2
+    assert ds.attrs["env"] == "tworoom" and ds.attrs["resolution"] == 32
+    assert ds.attrs["seed"] == 1 and ds.attrs["max_steps"] == 60 and ds.attrs["noise_std"] == 2.0
+    np.testing.assert_array_equal(ds.ep_offset, np.concatenate([[0], np.cumsum(ds.ep_len)[:-1]]))
+    assert stats["min_length"] == ds.ep_len.min() and stats["max_length"] == ds.ep_len.max()
+    assert ds.ep_len.max() <= 61 and ds.ep_len.min() >= 2
+    ends = []
     for i in range(ds.num_episodes):
         ep = ds.episode(i)
+        assert ep["action"].dtype == np.float32 and ep["state"].dtype == np.float32
         assert np.isnan(ep["action"][-1]).all() and np.isfinite(ep["action"][:-1]).all()
-        # replaying the recorded actions reproduces the recorded states and frames
+        assert np.abs(ep["action"][:-1]).max() <= 1.0
+        # replaying the recorded actions reproduces the recorded states and frames exactly
         replay = step_dynamics(ep["state"][:-1], ep["action"][:-1])
-        np.testing.assert_allclose(replay, ep["state"][1:], atol=1e-4)
+        np.testing.assert_array_equal(replay, ep["state"][1:])
         np.testing.assert_array_equal(render_batch(ep["state"], 32), ep["pixels"])
+        np.testing.assert_array_equal(ep["proprio"], ep["state"])
+        assert (ep["goal_state"] == ep["goal_state"][0]).all()
         d = np.linalg.norm(ep["state"] - ep["goal_state"], axis=1)
-        assert (d[:-1] >= SUCCESS_DIST).all()  # episodes end at the first success
-        assert d[-1] < SUCCESS_DIST or len(d) == 101
+        assert (d[:-1] >= SUCCESS_DIST).all()  # episodes end at the first success ...
+        ends.append(d[-1] < SUCCESS_DIST)
+        assert ends[-1] or len(d) == 61  # ... or after max_steps actions
+    assert stats["success_fraction"] == pytest.approx(np.mean(ends))
 
 
-def test_collection_is_deterministic_and_refuses_overwrite(tmp_path):
-    collect_tworoom(tmp_path / "a.h5", 6, resolution=16, seed=3, progress=False)
-    collect_tworoom(tmp_path / "b.h5", 6, resolution=16, seed=3, progress=False)
-    collect_tworoom(tmp_path / "c.h5", 6, resolution=16, seed=4, progress=False)
-    a, b, c = (EpisodeDataset(tmp_path / f"{x}.h5") for x in "abc")
-    for col in a.columns:
-        np.testing.assert_array_equal(a.column(col), b.column(col))
+def test_collection_is_deterministic_whatever_the_batching(tmp_path):
+    collect_tworoom(tmp_path / "a.h5", 7, resolution=16, seed=3, progress=False)
+    collect_tworoom(tmp_path / "b.h5", 7, resolution=16, seed=3, num_envs=3, progress=False)
+    collect_tworoom(tmp_path / "c.h5", 7, resolution=16, seed=4, progress=False)
+    with h5py.File(tmp_path / "a.h5") as a, h5py.File(tmp_path / "b.h5") as b:
+        assert set(a) == set(b)
+        for col in a:
+            assert a[col][:].tobytes() == b[col][:].tobytes(), col
+    a, c = (EpisodeDataset(tmp_path / f"{x}.h5") for x in "ac")
     assert not np.array_equal(a.column("state")[:5], c.column("state")[:5])
-    before = (tmp_path / "a.h5").read_bytes()
+
+
+def test_collection_refuses_to_overwrite_before_any_work(tmp_path):
+    path = tmp_path / "a.h5"
+    collect_tworoom(path, 2, resolution=16, progress=False)
+    before = path.read_bytes()
+    t0 = time.perf_counter()
     with pytest.raises(FileExistsError, match="--overwrite"):
-        collect_tworoom(tmp_path / "a.h5", 2, progress=False)
-    assert (tmp_path / "a.h5").read_bytes() == before
+        collect_tworoom(path, 10**7, progress=False)  # would take hours if it started
+    assert time.perf_counter() - t0 < 1.0
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5"]  # no temp files left
+    stats = collect_tworoom(path, 3, resolution=16, seed=5, overwrite=True, progress=False)
+    assert stats["episodes"] == EpisodeDataset(path).num_episodes == 3
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"episodes": 0}, "episodes"),
+        ({"resolution": 4}, "resolution"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"noise_std": -1.0}, "noise_std"),
+        ({"num_envs": 0}, "num_envs"),
+    ],
+)
+def test_collection_rejects_bad_arguments(tmp_path, kwargs, match):
+    kwargs = {"episodes": 2, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        collect_tworoom(tmp_path / "x.h5", progress=False, **kwargs)
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_collectors_dispatch_by_name():
+    assert COLLECTORS["tworoom"] is collect_tworoom

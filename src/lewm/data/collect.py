@@ -1,16 +1,59 @@
-"""Scripted-expert data collection into the episode HDF5 format (vectorised over episodes)."""
+"""Scripted-expert data collection into the episode HDF5 format (vectorised over episodes).
+
+``COLLECTORS`` maps an environment name to its collector, so the CLI can dispatch on it.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
+from lewm.data.collect_pusht import collect_pusht
 from lewm.data.hdf5 import EpisodeWriter
-from lewm.envs.tworoom import TwoRoomBatch, TwoRoomExpert, render_batch
+from lewm.envs.tworoom import (
+    DEFAULT_LAYOUT,
+    SPEED,
+    SUCCESS_DIST,
+    TwoRoomExpert,
+    render_batch,
+    sample_free,
+    step_dynamics,
+)
 from lewm.utils.io import refuse_existing
+
+log = logging.getLogger(__name__)
+
+
+def _episode_rng(seed: int, index: int) -> np.random.Generator:
+    """Episode ``index``'s own generator: the data do not depend on how episodes are batched."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+
+
+def _tworoom_tasks(
+    seed: int, first: int, n: int, max_steps: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start (n, 2), target (n, 2) and standard-normal action noise (n, max_steps, 2).
+
+    Targets are uniform in the free space of either room, redrawn while the start is already
+    a success (so every episode has at least one action).
+    """
+    starts = np.empty((n, 2), np.float32)
+    targets = np.empty((n, 2), np.float32)
+    noise = np.empty((n, max_steps, 2), np.float32)
+    for i in range(n):
+        rng = _episode_rng(seed, first + i)
+        starts[i] = sample_free(rng, 1, DEFAULT_LAYOUT)[0]
+        targets[i] = sample_free(rng, 1, DEFAULT_LAYOUT)[0]
+        while np.linalg.norm(targets[i] - starts[i]) < SUCCESS_DIST:
+            targets[i] = sample_free(rng, 1, DEFAULT_LAYOUT)[0]
+        noise[i] = rng.standard_normal((max_steps, 2), dtype=np.float32)
+    return starts, targets, noise
 
 
 def collect_tworoom(
@@ -24,82 +67,102 @@ def collect_tworoom(
     num_envs: int = 256,
     overwrite: bool = False,
     progress: bool = True,
-) -> dict:
-    """Noisy-expert Two-Room episodes (random start and target, either room).
+) -> dict[str, Any]:
+    """Write ``episodes`` noisy-expert Two-Room episodes to the HDF5 file ``out``.
 
-    An episode ends when the agent reaches the target (that frame is its last row) or after
-    ``max_steps`` actions. Waves of ``num_envs`` episodes run together; each wave is written as
-    soon as it finishes. The same seed gives byte-identical files.
+    Each episode has a random start and a random target (either room). It ends at the first
+    success (that frame is its last row) or after ``max_steps`` actions (``max_steps + 1``
+    frames). Row t holds frame t and the action taken from it; the last action is NaN. Columns:
+    ``pixels`` uint8 (L, r, r, 3), ``action`` float32 (L, 2) (clipped, as executed), ``state`` and
+    ``proprio`` float32 (L, 2) agent xy, ``goal_state`` float32 (L, 2) the target.
+
+    ``num_envs`` episodes are simulated at once and written as soon as their wave finishes.
+    Every episode draws from its own seeded generator, so a seed gives byte-identical data
+    whatever ``num_envs`` is (tasks and action noise are pre-drawn per episode). Returns
+    ``episodes``, ``steps`` (rows, i.e. frames), ``mean_length``/``min_length``/``max_length``
+    (frames per episode), ``success_fraction``, ``seconds`` and ``steps_per_s``.
     """
     if episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {episodes}")
-    if resolution < 8:
-        raise ValueError(f"--resolution must be >= 8, got {resolution}")
-    refuse_existing(out, overwrite, "dataset")
-    rng = np.random.default_rng(seed)
-    t0 = time.perf_counter()
-    lengths, successes = [], []
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if int(resolution) != resolution or resolution < 8:
+        raise ValueError(f"resolution must be an integer >= 8, got {resolution}")
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    if not noise_std >= 0:
+        raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    refuse_existing(out, overwrite, "dataset")  # before any work
     attrs = {
         "env": "tworoom",
-        "resolution": resolution,
-        "seed": seed,
-        "noise_std": noise_std,
-        "max_steps": max_steps,
+        "resolution": int(resolution),
+        "seed": int(seed),
+        "noise_std": float(noise_std),
+        "max_steps": int(max_steps),
         "policy": "TwoRoomExpert",
+        "speed": SPEED,
+        "success_dist": SUCCESS_DIST,
     }
-    bar = tqdm(total=episodes, disable=not progress, desc="collect tworoom", unit="ep")
+    expert = TwoRoomExpert(0.0, layout=DEFAULT_LAYOUT)  # noise comes from the episode generators
+    t0 = time.perf_counter()
+    lengths: list[int] = []
+    successes: list[bool] = []
+    bar = tqdm(
+        total=episodes, disable=None if progress else True, desc="collect tworoom", unit="ep"
+    )
     with EpisodeWriter(out, overwrite=overwrite, attrs=attrs) as writer:
-        done_eps = 0
-        while done_eps < episodes:
-            n = min(num_envs, episodes - done_eps)
-            batch = TwoRoomBatch(n, rng)
-            expert = TwoRoomExpert(noise_std, rng)
-            states = [batch.pos.copy()]  # per step (n, 2)
-            actions = []
-            alive = ~batch.success()
-            ended_at = np.where(alive, -1, 0)  # index of each episode's last frame
+        for first in range(0, episodes, num_envs):
+            n = min(num_envs, episodes - first)
+            starts, targets, noise = _tworoom_tasks(seed, first, n, max_steps)
+            states = np.empty((n, max_steps + 1, 2), np.float32)  # (n, T+1, 2)
+            actions = np.full((n, max_steps + 1, 2), np.nan, np.float32)  # (n, T+1, 2)
+            states[:, 0] = starts
+            frames = np.full(n, max_steps + 1)  # frames per episode until it ends
+            active = np.ones(n, dtype=bool)
+            pos = starts.copy()  # (n, 2)
             for t in range(max_steps):
-                if not alive.any():
+                idx = np.flatnonzero(active)
+                if len(idx) == 0:
                     break
-                a = expert.act(batch.pos, batch.target)  # (n, 2)
-                actions.append(a)
-                succ = batch.step(a, mask=alive)
-                states.append(batch.pos.copy())
-                newly = alive & succ
-                ended_at[newly] = t + 1
-                alive &= ~succ
-            ended_at[ended_at < 0] = len(states) - 1
-            S = np.stack(states, 1).astype(np.float32)  # (n, T+1, 2)
-            A = np.stack(actions, 1) if actions else np.zeros((n, 0, 2), np.float32)
+                u = expert.direction(pos[idx], targets[idx])  # (k, 2)
+                a = np.clip(u + np.float32(noise_std) * noise[idx, t], -1.0, 1.0)  # (k, 2)
+                actions[idx, t] = a
+                pos[idx] = step_dynamics(pos[idx], a, DEFAULT_LAYOUT, SPEED)
+                states[idx, t + 1] = pos[idx]
+                done = np.linalg.norm(pos[idx] - targets[idx], axis=1) < SUCCESS_DIST  # (k,)
+                frames[idx[done]] = t + 2
+                active[idx[done]] = False
             for i in range(n):
-                L = int(ended_at[i]) + 1
-                act = np.full((L, 2), np.nan, np.float32)
-                act[: L - 1] = A[i, : L - 1]
-                st = S[i, :L]
+                L = int(frames[i])
+                st = states[i, :L]  # (L, 2)
                 writer.add_episode(
-                    pixels=render_batch(st, resolution),
-                    action=act,
+                    pixels=render_batch(st, resolution, DEFAULT_LAYOUT),  # (L, r, r, 3)
+                    action=actions[i, :L],
                     state=st,
                     proprio=st,
-                    goal_state=np.repeat(batch.target[i : i + 1].astype(np.float32), L, 0),
+                    goal_state=np.repeat(targets[i : i + 1], L, axis=0),
                 )
                 lengths.append(L)
-                successes.append(bool(np.linalg.norm(st[-1] - batch.target[i]) < 16.0))
-            done_eps += n
+                successes.append(bool(np.linalg.norm(st[-1] - targets[i]) < SUCCESS_DIST))
             bar.update(n)
     bar.close()
     seconds = time.perf_counter() - t0
-    lengths_a = np.asarray(lengths)
-    return {
-        "episodes": len(lengths),
-        "steps": int(lengths_a.sum()),
-        "mean_length": float(lengths_a.mean()),
-        "min_length": int(lengths_a.min()),
-        "max_length": int(lengths_a.max()),
+    lens = np.asarray(lengths)
+    stats = {
+        "episodes": len(lens),
+        "steps": int(lens.sum()),
+        "mean_length": float(lens.mean()),
+        "min_length": int(lens.min()),
+        "max_length": int(lens.max()),
         "success_fraction": float(np.mean(successes)),
         "seconds": round(seconds, 2),
-        "steps_per_s": round(float(lengths_a.sum()) / seconds),
+        "steps_per_s": round(float(lens.sum()) / max(seconds, 1e-9), 1),
     }
+    log.info("collected tworoom into %s: %s", out, stats)
+    return stats
 
 
-COLLECTORS = {"tworoom": collect_tworoom}
+COLLECTORS: dict[str, Callable[..., dict[str, Any]]] = {
+    "tworoom": collect_tworoom,
+    "pusht": collect_pusht,  # pymunk is imported only when it runs
+}

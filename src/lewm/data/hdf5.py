@@ -149,6 +149,7 @@ class EpisodeWriter:
             self._file.attrs[k] = v
         self._file.close()
         self._file = None
+        os.chmod(self._tmp, 0o644)  # mkstemp creates 0600; a dataset is meant to be shared
         os.replace(self._tmp, self.path)
         log.info("wrote %d episodes (%d steps) to %s", len(lengths), self._rows, self.path)
 

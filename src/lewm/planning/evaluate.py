@@ -111,8 +111,10 @@ class EvalResult:
     successes: list[bool]
     tasks: list[tuple[int, int]]
     steps_to_success: list[int | None]
-    plan_seconds_mean: float | None
-    plans: int
+    plan_seconds_mean: float | None  # per episode-plan: batched call time / episodes in it
+    plans: int  # episode-plans (one per episode per replanning)
+    plan_calls: int  # batched solver calls (episodes replanning together share one)
+    plan_call_seconds_mean: float | None
     wall_seconds: float
     settings: dict[str, Any]
 
@@ -206,13 +208,16 @@ def evaluate(
                 steps_to[i] = t + 1
     wall = time.perf_counter() - t0
     plan_times = list(getattr(controller, "plan_times", []) or [])
+    plan_sizes = list(getattr(controller, "plan_batch_sizes", []) or [])
     result = EvalResult(
         success_rate=float(success.mean()),
         successes=[bool(x) for x in success],
         tasks=tasks,
         steps_to_success=steps_to,
-        plan_seconds_mean=float(np.mean(plan_times)) if plan_times else None,
-        plans=len(plan_times),
+        plan_seconds_mean=float(np.sum(plan_times) / np.sum(plan_sizes)) if plan_times else None,
+        plans=int(np.sum(plan_sizes)) if plan_sizes else 0,
+        plan_calls=len(plan_times),
+        plan_call_seconds_mean=float(np.mean(plan_times)) if plan_times else None,
         wall_seconds=wall,
         settings={
             **asdict(cfg),

@@ -53,7 +53,9 @@ class Planner:
     """World model + objective + solver: one batched plan for B episodes.
 
     Context frames and goals are encoded once per plan; every candidate evaluation is
-    ``objective(model.rollout(z_ctx, candidates, history_actions), z_goal)``.
+    ``objective(model.rollout(z_ctx, candidates, history_actions), z_goal)``. It runs under
+    ``torch.inference_mode``, except for solvers that declare ``needs_grad = True``: for them
+    ``cost_fn`` is differentiable in the candidate actions (the model must be, as LeWM is).
     ``receding`` (blocks executed before replanning) and ``warm_start`` are read by the
     :class:`MPCController`.
     """
@@ -133,8 +135,16 @@ class Planner:
         if tuple(z_goal.shape[:1]) != (B,):
             raise ValueError(f"z_goal must be (B={B}, D), got {tuple(z_goal.shape)}")
         z_goal = z_goal.to(self.device)
-        with torch.inference_mode():
+        # A solver with needs_grad = True (GradientSolver) differentiates cost_fn with respect to
+        # the candidate actions, so evaluation runs under no_grad instead of inference_mode (whose
+        # tensors cannot enter autograd) and the solver enables grad itself. Only the actions it
+        # passes require grad; the model and its parameters are left untouched.
+        needs_grad = bool(getattr(self.solver, "needs_grad", False))
+        with torch.no_grad() if needs_grad else torch.inference_mode():
             z_ctx = self.model.encode(px)  # (B, C, D)
+            if needs_grad:
+                z_goal = z_goal.clone()  # encode_goal's inference tensor -> a normal tensor
+                hist = hist.clone() if hist is not None else None
 
             def cost_fn(cand: Tensor) -> Tensor:
                 # cand (B, S, H, Ab) -> predicted (B, S, H, D) -> cost (B, S)

@@ -139,6 +139,9 @@ class TrainConfig:
     precision: str = "auto"  # "auto" (bf16 on CUDA and on CPUs with native bf16), "bf16", "fp32"
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     num_threads: int = 0  # torch CPU threads (0: leave torch's default)
+    # Under torchrun (--distributed) only: normalise BatchNorm layers with global-batch statistics
+    # so K processes compute exactly the single-process function (see lewm.training.distributed)
+    sync_batchnorm: bool = True
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, f"train.steps must be >= 1, got {self.steps}")
@@ -167,6 +170,10 @@ class TrainConfig:
             _check(getattr(self, name) >= 0, f"train.{name} must be >= 0")
         _check(self.keep_checkpoints >= 1, "train.keep_checkpoints must be >= 1")
         _check(self.log_every >= 1, "train.log_every must be >= 1")
+        _check(
+            isinstance(self.sync_batchnorm, bool),
+            f"train.sync_batchnorm must be true or false, got {self.sync_batchnorm!r}",
+        )
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from lewm import __version__
@@ -17,9 +18,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from lewm.config import ConfigError
     from lewm.data.hdf5 import DataError
     from lewm.models.lewm import CheckpointError
+    from lewm.training.distributed import DistributedError
 
     return (
         ConfigError,
+        DistributedError,
         DataError,
         CheckpointError,
         FileExistsError,
@@ -41,8 +44,16 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from lewm.config import apply_overrides, preset
+    from lewm.training.distributed import LAUNCH_HINT, DistributedError, launched_by_torchrun
     from lewm.training.trainer import train
 
+    if not args.distributed and launched_by_torchrun():
+        raise DistributedError(
+            "WORLD_SIZE > 1: this looks like one of several torchrun workers, but --distributed "
+            f"was not given (every worker would train alone into the same --out); {LAUNCH_HINT}"
+        )
+    if args.distributed and os.environ.get("RANK", "0") != "0":
+        logging.getLogger("lewm").setLevel(logging.WARNING)  # rank 0 speaks for the job
     cfg = apply_overrides(preset(args.preset), args.overrides)
     res = train(
         cfg,
@@ -51,7 +62,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         progress=None if not args.no_progress else False,
+        distributed=args.distributed,
     )
+    if res.rank != 0:
+        return 0
     summary = {k: round(v, 5) for k, v in res.final.items() if isinstance(v, float)}
     print(
         json.dumps(
@@ -112,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel training under torchrun (one process per GPU, or gloo on CPU): "
+        "torchrun --nproc-per-node K -m lewm.train --data ... --out ...",
+    )
     _add_overrides(t)
     t.set_defaults(func=cmd_train)
 

@@ -8,12 +8,24 @@ projection is tested against N(0, 1) with the Epps-Pulley statistic
 where phi_B is the empirical characteristic function. The integral over [-t_max, t_max] is taken
 by symmetry as twice a trapezoid rule with ``knots`` points on [0, t_max] (the released code's
 quadrature: 17 knots on [0, 3]). The result is averaged over directions and time steps.
+
+Data-parallel training (``distributed=True``): phi_B must be the ECF of the *global* batch, not of
+each rank's share, and every rank must project on the same directions. The cos/sin sums and the
+sample count are summed over ranks with a differentiable all-reduce, so the statistic (and its
+gradient, once DDP averages gradients over ranks) equals the single-process value on the union
+batch, B included. Directions stay identical because every rank's generator has the same seed and
+draws once per call (the trainer also broadcasts rank 0's generator state at start-up).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import Tensor, nn
+
+from lewm.utils.distributed import all_reduce_sum, is_distributed
 
 
 class SIGReg(nn.Module):
@@ -21,10 +33,19 @@ class SIGReg(nn.Module):
 
     Directions are drawn fresh on every call from an internal CPU ``torch.Generator`` seeded by
     ``seed`` (so runs are reproducible and resumable: see :meth:`get_rng_state`), or passed
-    explicitly as ``directions`` (D, M) for testing.
+    explicitly as ``directions`` (D, M) for testing. With ``distributed=True`` and an initialised
+    multi-rank process group, the ECF is taken over all ranks' samples (see the module docstring);
+    otherwise the flag has no effect.
     """
 
-    def __init__(self, num_proj: int = 1024, knots: int = 17, t_max: float = 3.0, seed: int = 0):
+    def __init__(
+        self,
+        num_proj: int = 1024,
+        knots: int = 17,
+        t_max: float = 3.0,
+        seed: int = 0,
+        distributed: bool = False,
+    ):
         super().__init__()
         if num_proj < 1 or knots < 2 or t_max <= 0:
             raise ValueError(
@@ -40,6 +61,16 @@ class SIGReg(nn.Module):
         self.register_buffer("phi0", torch.exp(-0.5 * t**2).float(), persistent=False)
         self.register_buffer("weights", (trap * torch.exp(-0.5 * t**2)).float(), persistent=False)
         self.generator = torch.Generator().manual_seed(seed)
+        self.distributed = distributed
+
+    @contextmanager
+    def local(self) -> Iterator[SIGReg]:
+        """Temporarily compute on this rank's samples only (e.g. rank-0-only validation)."""
+        saved, self.distributed = self.distributed, False
+        try:
+            yield self
+        finally:
+            self.distributed = saved
 
     def get_rng_state(self) -> Tensor:
         return self.generator.get_state()
@@ -57,10 +88,23 @@ class SIGReg(nn.Module):
         B = z.shape[1]
         proj = z.float() @ directions.to(z.device, torch.float32)  # (T, B, M)
         x = proj.unsqueeze(-1) * self.t  # (T, B, M, K)
+        if self.distributed and is_distributed():
+            return self._global_statistic(x)
         ecf_re = torch.cos(x).mean(dim=1)  # (T, M, K)
         ecf_im = torch.sin(x).mean(dim=1)  # (T, M, K)
         err = (ecf_re - self.phi0) ** 2 + ecf_im**2  # (T, M, K)
         return (err @ self.weights) * B  # (T, M)
+
+    def _global_statistic(self, x: Tensor) -> Tensor:
+        """As :meth:`statistic`, with the ECF and B taken over every rank's samples."""
+        T, B, M, K = x.shape
+        sums = torch.stack([torch.cos(x).sum(dim=1), torch.sin(x).sum(dim=1)])  # (2, T, M, K)
+        count = x.new_full((1,), float(B))  # this rank's batch size; no gradient
+        total = all_reduce_sum(torch.cat([sums.flatten(), count]))  # (2*T*M*K + 1,)
+        n = total[-1]  # global batch size (exact in float32 below 2**24)
+        ecf = total[:-1].view(2, T, M, K) / n  # (2, T, M, K): global cos / sin means
+        err = (ecf[0] - self.phi0) ** 2 + ecf[1] ** 2  # (T, M, K)
+        return (err @ self.weights) * n  # (T, M)
 
     def forward(self, z: Tensor, directions: Tensor | None = None) -> Tensor:
         if z.ndim != 3:

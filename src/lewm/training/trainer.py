@@ -1,5 +1,12 @@
 """Training loop: AdamW, warm-up + cosine, grad clipping, bf16 autocast, episode-split validation,
-atomic checkpoints and exact resume (weights, optimizer, scheduler, RNG and data position)."""
+atomic checkpoints and exact resume (weights, optimizer, scheduler, RNG and data position).
+
+With ``distributed=True`` (under torchrun) the same loop runs data-parallel: every step's global
+batch of ``train.batch_size`` clips is split into equal contiguous shards, one per process; the
+model is wrapped in DistributedDataParallel (which averages gradients over processes), SIGReg and
+BatchNorm use global-batch statistics, and only rank 0 logs, validates and writes checkpoints. A
+K-process step then computes the loss and gradients of the single-process step on the same batch.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +32,8 @@ from lewm.data.hdf5 import DataError, EpisodeDataset
 from lewm.data.normalize import Normalizer
 from lewm.losses import LeWMObjective, SIGReg
 from lewm.models.lewm import WEIGHTS_FILE, LeWM
+from lewm.training import distributed as dist_utils
+from lewm.training.distributed import DistInfo
 from lewm.utils.io import write_json
 
 log = logging.getLogger(__name__)
@@ -88,6 +97,7 @@ class TrainResult:
     steps: int
     final: dict[str, float]
     seconds: float
+    rank: int = 0  # this process's rank (0 when not distributed); only rank 0 writes files
 
 
 class Trainer:
@@ -101,6 +111,7 @@ class Trainer:
         overwrite: bool = False,
         progress: bool | None = None,
         metadata: dict[str, Any] | None = None,
+        distributed: bool = False,
     ) -> None:
         self.run_dir = Path(run_dir)
         if resume:
@@ -111,20 +122,45 @@ class Trainer:
                 )
             saved = json.loads((self.run_dir / RUN_CONFIG).read_text())
             config = Config.from_dict(saved["config"])
-        elif self.run_dir.exists() and any(self.run_dir.iterdir()):
-            if not overwrite:
-                raise FileExistsError(
-                    f"run directory {self.run_dir} already exists and is not empty; pass --resume "
-                    "to continue it, --overwrite to replace it, or choose another --out"
-                )
-            shutil.rmtree(self.run_dir)
+        # torchrun workers join the process group; a single process keeps DistInfo() (rank 0 of 1)
+        self.dist = dist_utils.init(config.train.device) if distributed else DistInfo()
+        try:
+            self._setup(config, data, resume, overwrite, progress, metadata)
+        except BaseException:
+            dist_utils.shutdown(self.dist)
+            raise
+
+    def _setup(
+        self,
+        config: Config,
+        data: str | os.PathLike,
+        resume: bool,
+        overwrite: bool,
+        progress: bool | None,
+        metadata: dict[str, Any] | None,
+    ) -> None:
+        W = self.dist.world_size
+        if config.train.batch_size % W:
+            raise ConfigError(
+                f"train.batch_size ({config.train.batch_size}) must be divisible by the number "
+                f"of processes ({W}): each process takes an equal share of every step's batch"
+            )
+        self.local_batch_size = config.train.batch_size // W
+        if not resume:
+            # rank 0 alone inspects/clears the run directory; every rank raises the same error
+            error = self._clear_run_dir(overwrite) if self.dist.is_main else None
+            error = dist_utils.broadcast_object(error, self.dist)
+            if error is not None:
+                raise FileExistsError(error)
         self.config = config
         tc = config.train
-        self.device = resolve_device(tc.device)
+        self.device = self.dist.device if self.dist.backend else resolve_device(tc.device)
         self.amp_dtype = resolve_precision(tc.precision, self.device)
         if tc.num_threads:
             torch.set_num_threads(tc.num_threads)
-        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.progress = self.dist.is_main and (
+            sys.stderr.isatty() if progress is None else progress
+        )
 
         # data --------------------------------------------------------------------------------
         self.data_path = Path(data)
@@ -154,8 +190,12 @@ class Trainer:
         self.batches = EpochBatches(len(self.train_clips), tc.batch_size, tc.seed)
 
         # model and optimisation ------------------------------------------------------------------
-        torch.manual_seed(tc.seed)
+        torch.manual_seed(tc.seed)  # identical initial weights on every rank
         self.model = LeWM(mc).to(self.device)
+        if self.dist.enabled and tc.sync_batchnorm:
+            dist_utils.convert_batchnorm(self.model)  # same state-dict keys as nn.BatchNorm*
+        if self.dist.enabled:  # but a different dropout stream per rank
+            torch.manual_seed(dist_utils.rank_seed(tc.seed, self.dist.rank))
         self.model.normalizer = self.normalizer
         self.model.metadata = {
             "dataset": str(self.data_path.resolve()),
@@ -169,7 +209,10 @@ class Trainer:
             **(metadata or {}),
         }
         self.objective = LeWMObjective(
-            tc.sigreg_weight, SIGReg(tc.sigreg_num_proj, tc.sigreg_knots, seed=tc.seed)
+            tc.sigreg_weight,
+            SIGReg(
+                tc.sigreg_num_proj, tc.sigreg_knots, seed=tc.seed, distributed=self.dist.enabled
+            ),
         ).to(self.device)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay
@@ -180,7 +223,7 @@ class Trainer:
         self.step = 0
         if resume:
             self._load_state()
-        else:
+        elif self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_json(
                 self.run_dir / RUN_CONFIG,
@@ -193,6 +236,35 @@ class Trainer:
                 },
             )
         self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.net: torch.nn.Module = self.model  # what training steps call (DDP when distributed)
+        if self.dist.enabled:
+            sigreg = self.objective.sigreg  # the same SIGReg directions on every rank
+            sigreg.set_rng_state(dist_utils.broadcast_object(sigreg.get_rng_state(), self.dist))
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+            if self.dist.is_main:
+                log.info(
+                    "data-parallel over %d processes (%s): %d clips per process per step",
+                    self.dist.world_size,
+                    self.dist.backend,
+                    self.local_batch_size,
+                )
+
+    def _clear_run_dir(self, overwrite: bool) -> str | None:
+        """Empty the run directory for a new run; the error message if it may not be."""
+        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            if not overwrite:
+                return (
+                    f"run directory {self.run_dir} already exists and is not empty; pass --resume "
+                    "to continue it, --overwrite to replace it, or choose another --out"
+                )
+            shutil.rmtree(self.run_dir)
+        return None
+
+    def close(self) -> None:
+        """Leave the process group if this trainer created it (no-op on a single process)."""
+        dist_utils.shutdown(self.dist)
 
     def _rows_of(self, episodes: np.ndarray) -> np.ndarray:
         ds = self.dataset
@@ -206,11 +278,13 @@ class Trainer:
             enabled=self.amp_dtype is not None,
         )
 
-    def _forward(self, pixels: torch.Tensor, blocks: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _forward(
+        self, pixels: torch.Tensor, blocks: torch.Tensor, net: torch.nn.Module | None = None
+    ) -> dict[str, torch.Tensor]:
         pixels = pixels.to(self.device, non_blocking=True)
         blocks = blocks.to(self.device, non_blocking=True)
         with self._autocast():
-            out = self.model(pixels, blocks)
+            out = (self.model if net is None else net)(pixels, blocks)
             terms = self.objective(out["z"], out["pred"])
         z = out["z"].detach().float()
         terms["z_std"] = z.std(dim=0).mean()  # per-dimension batch std, averaged
@@ -220,9 +294,15 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         self.model.train()
-        pixels, blocks = self.train_clips.gather(self.batches(self.step))
-        terms = self._forward(pixels, blocks)
+        idx = self.batches(self.step)  # the global batch of this step
+        if self.dist.enabled:
+            b = self.local_batch_size
+            idx = idx[self.dist.rank * b : (self.dist.rank + 1) * b]  # this rank's shard
+        pixels, blocks = self.train_clips.gather(idx)
+        terms = self._forward(pixels, blocks, self.net)
         self.optimizer.zero_grad(set_to_none=True)
+        # Each rank's loss = its shard's MSE mean + lambda * global SIGReg; DDP averages the
+        # gradients, which gives the gradient of the global-batch loss (see utils.distributed).
         terms["loss"].backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(
             self.model.parameters(), self.config.train.grad_clip
@@ -231,6 +311,10 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
+        if self.dist.enabled:  # report global-batch averages (same numbers on every rank)
+            values = torch.stack([v.detach().float() for v in terms.values()])
+            torch.distributed.all_reduce(values)
+            terms = dict(zip(terms, values / self.dist.world_size, strict=True))
         out = {k: float(v.detach()) for k, v in terms.items()}
         if not math.isfinite(out["loss"]):
             raise FloatingPointError(
@@ -241,8 +325,12 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Fixed held-out clips, a fixed SIGReg direction stream: comparable across steps."""
-        if self.val_clips is None:
+        """Fixed held-out clips, a fixed SIGReg direction stream: comparable across steps.
+
+        Under DDP only rank 0 validates (the full validation set, with the unwrapped model and a
+        rank-local SIGReg, so the numbers equal the single-process ones); other ranks return {}.
+        """
+        if self.val_clips is None or not self.dist.is_main:
             return {}
         self.model.eval()
         tc = self.config.train
@@ -255,10 +343,11 @@ class Trainer:
         sums: dict[str, float] = {}
         chunks = [idx[i : i + tc.batch_size] for i in range(0, n, tc.batch_size)]
         chunks = [c for c in chunks if len(c) >= 2]
-        for chunk in chunks:
-            terms = self._forward(*self.val_clips.gather(chunk))
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+        with sigreg.local():
+            for chunk in chunks:
+                terms = self._forward(*self.val_clips.gather(chunk))
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
         sigreg.set_rng_state(saved)
         return {k: v / len(chunks) for k, v in sums.items()}
 
@@ -267,18 +356,28 @@ class Trainer:
         return self.run_dir / "checkpoints" / f"step_{step:07d}"
 
     def save_checkpoint(self) -> Path:
+        """Write a checkpoint (rank 0); under DDP every rank must call it (RNG states are
+        gathered so that each rank's dropout stream resumes exactly)."""
+        state: dict[str, Any] = {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "sigreg_rng": self.objective.sigreg.get_rng_state(),
+        }
+        if self.dist.enabled:
+            own = {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(self.device)
+                if self.device.type == "cuda"
+                else None,
+            }
+            state["rank_rng"] = dist_utils.gather_objects(own, self.dist)
+            if not self.dist.is_main:
+                return self._ckpt_dir(self.step)
         buf = io.BytesIO()
-        torch.save(
-            {
-                "step": self.step,
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "sigreg_rng": self.objective.sigreg.get_rng_state(),
-            },
-            buf,
-        )
+        torch.save(state, buf)
         self.model.metadata["step"] = self.step
         path = self.model.save_pretrained(
             self._ckpt_dir(self.step), overwrite=True, extra_files={STATE_FILE: buf.getvalue()}
@@ -309,19 +408,42 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.objective.sigreg.set_rng_state(state["sigreg_rng"])
         self.step = int(state["step"])
+        if self.dist.enabled:
+            self._load_rank_rng(state.get("rank_rng"))
         # drop metric lines logged after the checkpoint we resume from
         mpath = self.run_dir / "metrics.jsonl"
-        if mpath.exists():
+        if mpath.exists() and self.dist.is_main:
             keep = [
                 ln
                 for ln in mpath.read_text().splitlines()
                 if ln and json.loads(ln)["step"] <= self.step
             ]
             mpath.write_text("".join(ln + "\n" for ln in keep))
-        log.info("resumed %s at step %d", ckpt, self.step)
+        if self.dist.is_main:
+            log.info("resumed %s at step %d", ckpt, self.step)
+
+    def _load_rank_rng(self, saved: list[dict[str, Any]] | None) -> None:
+        """This rank's dropout RNG: saved by the same rank, or re-derived when the number of
+        processes changed (data order, SIGReg directions and weights still resume exactly)."""
+        W, r = self.dist.world_size, self.dist.rank
+        if saved is not None and len(saved) == W:
+            torch.set_rng_state(saved[r]["torch"])
+            if saved[r]["cuda"] is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(saved[r]["cuda"], self.device)
+            return
+        torch.manual_seed(dist_utils.rank_seed(self.config.train.seed, r, self.step))
+        if self.dist.is_main:
+            log.warning(
+                "checkpoint written by %s process(es), resuming on %d: dropout masks follow a "
+                "fresh random stream from here",
+                len(saved) if saved is not None else 1,
+                W,
+            )
 
     # -- loop ------------------------------------------------------------------------------------
     def _log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -358,9 +480,10 @@ class Trainer:
                 )
                 acc, window_t, window_n = {}, now, 0
             if tc.val_every and self.step % tc.val_every == 0 and self.step < tc.steps:
-                self._log(
-                    {"step": self.step, **{f"val/{k}": v for k, v in self.validate().items()}}
-                )
+                if self.dist.is_main:
+                    self._log(
+                        {"step": self.step, **{f"val/{k}": v for k, v in self.validate().items()}}
+                    )
                 window_t = time.perf_counter()
             if self.step == tc.steps or (tc.ckpt_every and self.step % tc.ckpt_every == 0):
                 self.save_checkpoint()
@@ -372,15 +495,30 @@ class Trainer:
             if val:
                 self._log({"step": self.step, **val})
             final.update(val)
-            model_dir = self.model.save_pretrained(self.run_dir / "model", overwrite=True)
+            model_dir = self.run_dir / "model"
+            if self.dist.is_main:
+                self.model.save_pretrained(model_dir, overwrite=True)
         else:
             model_dir = self._ckpt_dir(self.step)
-            if not model_dir.exists():
+            if not dist_utils.broadcast_object(model_dir.exists(), self.dist):
                 model_dir = self.save_checkpoint()
-        return TrainResult(self.run_dir, model_dir, self.step, final, time.perf_counter() - t_start)
+        dist_utils.barrier(self.dist)  # every rank returns once rank 0's files are written
+        return TrainResult(
+            self.run_dir,
+            model_dir,
+            self.step,
+            final,
+            time.perf_counter() - t_start,
+            rank=self.dist.rank,
+        )
 
 
 def train(config: Config, data: str | os.PathLike, out: str | os.PathLike, **kwargs) -> TrainResult:
-    """Train LeWM on an episode HDF5 file; see :class:`Trainer`."""
+    """Train LeWM on an episode HDF5 file; see :class:`Trainer` (``distributed=True`` under
+    torchrun). Leaves the process group afterwards if it joined it."""
     stop_after = kwargs.pop("stop_after", None)
-    return Trainer(config, data, out, **kwargs).fit(stop_after=stop_after)
+    trainer = Trainer(config, data, out, **kwargs)
+    try:
+        return trainer.fit(stop_after=stop_after)
+    finally:
+        trainer.close()

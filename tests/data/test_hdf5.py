@@ -31,6 +31,7 @@ def test_roundtrip_layout(tmp_path):
         assert list(f["ep_len"][:]) == [10, 11, 12]
         assert list(f["ep_offset"][:]) == [0, 10, 21]
         assert f["pixels"].shape == (33, 8, 8, 3) and f["pixels"].chunks == (1, 8, 8, 3)
+        assert f["pixels"].compression == "lzf"
     ds = EpisodeDataset(path)
     assert ds.num_episodes == 3 and ds.action_dim == 2 and ds.image_shape == (8, 8, 3)
     ep = ds.episode(1)

@@ -47,8 +47,12 @@ class EpisodeWriter:
         *,
         overwrite: bool = False,
         attrs: dict[str, Any] | None = None,
+        compression: str | None = "lzf",
     ) -> None:
         self.path = Path(path)
+        # LZF (built into h5py, no plugin) on pixels: ~12x smaller Two-Room files for ~2x the
+        # write time; None stores them raw
+        self.compression = compression
         refuse_existing(self.path, overwrite, "dataset")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(
@@ -127,7 +131,12 @@ class EpisodeWriter:
                 else (max(1, min(4096, 2**20 // max(1, a[0].nbytes))), *shape)
             )
             self._file.create_dataset(
-                name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype, chunks=chunks
+                name,
+                shape=(0, *shape),
+                maxshape=(None, *shape),
+                dtype=dtype,
+                chunks=chunks,
+                compression=self.compression if name == "pixels" else None,
             )
             self._schema[name] = (shape, np.dtype(dtype))
 

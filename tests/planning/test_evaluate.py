@@ -84,3 +84,75 @@ def test_eval_bad_inputs(tworoom_run, tmp_path, capsys):
     model.config.action_dim = 3
     with pytest.raises(DataError, match="action_dim 3"):
         evaluate(model, "tworoom", tworoom_run / "tr.h5", _small())
+
+
+def test_sharded_evaluation_merges_to_the_unsharded_result(tworoom_run, tmp_path):
+    from lewm.planning.evaluate import merge_results
+
+    cfg = _small(policy="random", episodes=7, num_gifs=3)
+    whole = evaluate(None, "tworoom", tworoom_run / "tr.h5", cfg, out_dir=tmp_path / "whole")
+    parts = [
+        evaluate(None, "tworoom", tworoom_run / "tr.h5", cfg, out_dir=tmp_path / "sh", shard=(k, 3))
+        for k in range(3)
+    ]
+    assert sorted(len(p.tasks) for p in parts) == [2, 2, 3]
+    merged = merge_results(parts)
+    # the random policy draws per task, so sharding does not change any episode
+    assert merged.tasks == whole.tasks and merged.successes == whole.successes
+    assert merged.steps_to_success == whole.steps_to_success
+    assert sorted(p.name for p in (tmp_path / "sh").iterdir()) == [
+        "episode_00.gif",
+        "episode_01.gif",
+        "episode_02.gif",
+    ]
+    with pytest.raises(ValueError, match="overlap or leave tasks out"):
+        merge_results(parts[:2])
+    model = LeWM.from_pretrained(tworoom_run / "run")
+    planned = merge_results(
+        [
+            evaluate(model, "tworoom", tworoom_run / "tr.h5", _small(), shard=(k, 2))
+            for k in range(2)
+        ]
+    )
+    assert len(planned.successes) == 4 and planned.plans >= 4 and planned.plan_seconds_mean > 0
+
+
+@pytest.mark.slow
+def test_torchrun_distributed_eval(tworoom_run, tmp_path):
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        "29517",
+        "-m",
+        "lewm.cli.main",
+        "eval",
+        str(tworoom_run / "run"),
+        "--data",
+        str(tworoom_run / "tr.h5"),
+        "--split",
+        "all",
+        "--episodes",
+        "4",
+        "--samples",
+        "16",
+        "--elites",
+        "4",
+        "--iterations",
+        "2",
+        "--distributed",
+        "--out",
+        str(tmp_path / "ev"),
+    ]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    saved = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    assert len(saved["successes"]) == 4 and saved["settings"]["processes"] == 2
+    assert sorted(saved["task_index"]) == [0, 1, 2, 3]

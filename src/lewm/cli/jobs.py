@@ -61,7 +61,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if data is None:
         raise ValueError("--data is required with --policy random")
     out = Path(args.out) if args.out else Path(args.checkpoint) / f"eval_{args.env}_{args.policy}"
-    res = evaluate(model, args.env, data, cfg, out_dir=out, progress=not args.no_progress)
+    if args.distributed:
+        from lewm.planning.evaluate import evaluate_distributed
+        from lewm.training.distributed import init, shutdown
+
+        info = init("auto")
+        try:
+            res = evaluate_distributed(model, args.env, data, cfg, out, info)
+        finally:
+            shutdown(info)
+        if not info.is_main:
+            return 0
+    else:
+        res = evaluate(model, args.env, data, cfg, out_dir=out, progress=not args.no_progress)
     print(
         json.dumps(
             {
@@ -116,6 +128,12 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
         "--out", default=None, help="output folder (default: CHECKPOINT/eval_ENV_POLICY)"
     )
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="one of several torchrun processes: each evaluates a share of the "
+        "episodes, rank 0 merges them into eval.json",
+    )
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

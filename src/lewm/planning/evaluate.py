@@ -115,8 +115,10 @@ class EvalResult:
     plans: int  # episode-plans (one per episode per replanning)
     plan_calls: int  # batched solver calls (episodes replanning together share one)
     plan_call_seconds_mean: float | None
+    plan_seconds_total: float
     wall_seconds: float
     settings: dict[str, Any]
+    task_index: list[int]  # position of each task in the full sampled list (for merging shards)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,8 +138,16 @@ def evaluate(
     out_dir: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> EvalResult:
-    """Run the protocol; write ``eval.json`` and GIFs into ``out_dir`` if given."""
+    """Run the protocol; write ``eval.json`` and GIFs into ``out_dir`` if given.
+
+    ``shard=(k, n)`` runs only tasks k, k+n, k+2n, ... of the sampled list (one process of n)
+    and writes only their GIFs; :func:`merge_results` joins the shards and the caller writes
+    ``eval.json``. The random policy draws from one generator per task, so its result does not
+    depend on sharding; planning batches the episodes of a shard together, so sharded and
+    unsharded planning runs are statistically, not bitwise, equivalent.
+    """
     t0 = time.perf_counter()
     data_path = Path(data)
     dataset = EpisodeDataset(data_path, in_memory=False)
@@ -148,7 +158,14 @@ def evaluate(
         )
     metadata = getattr(model, "metadata", {}) or {}
     episodes = eval_episodes(dataset, data_path, metadata, cfg.split)
-    tasks = sample_tasks(dataset, episodes, cfg.episodes, cfg.goal_offset, cfg.seed)
+    all_tasks = sample_tasks(dataset, episodes, cfg.episodes, cfg.goal_offset, cfg.seed)
+    k, n = shard if shard is not None else (0, 1)
+    if not 0 <= k < n:
+        raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard}")
+    index = list(range(k, len(all_tasks), n))  # positions of this shard's tasks in all_tasks
+    tasks = [all_tasks[i] for i in index]
+    if not tasks:
+        raise ValueError(f"{n} evaluation processes for {len(all_tasks)} episodes: use fewer")
     states = dataset.column("state")
     res = dataset.image_shape[0]
     envs = _make_envs(env_name, len(tasks), res)
@@ -172,7 +189,7 @@ def evaluate(
         frames0.append(env.render())
     goal_px = np.stack(goals)  # (E, h, w, 3)
 
-    rng = np.random.default_rng(cfg.seed)
+    task_rngs = [np.random.default_rng([cfg.seed, i]) for i in index]  # random policy
     controller = None
     if cfg.policy == "plan":
         if model is None:
@@ -183,17 +200,13 @@ def evaluate(
     success = np.zeros(E, dtype=bool)
     steps_to = [None] * E
     frames = [[f] for f in frames0]  # observation frames per env, one per env step
-    trails = (
-        [[env.unwrapped.state.copy()] for env in envs]
-        if hasattr(envs[0].unwrapped, "state")
-        else None
-    )
     for t in range(cfg.budget):
         active = ~success
         if not active.any():
             break
         if controller is None:
-            actions = rng.uniform(-1, 1, size=(E, action_dim)).astype(np.float32)
+            actions = np.stack([r.uniform(-1, 1, size=action_dim) for r in task_rngs])
+            actions = actions.astype(np.float32)  # (E, A)
         else:
             actions = controller.act(frames, active)
         for i, env in enumerate(envs):
@@ -201,8 +214,6 @@ def evaluate(
                 continue
             _, _, terminated, _, info = env.step(actions[i])
             frames[i].append(env.render())
-            if trails is not None:
-                trails[i].append(env.unwrapped.state.copy())
             if terminated or info.get("success", False):
                 success[i] = True
                 steps_to[i] = t + 1
@@ -212,27 +223,84 @@ def evaluate(
     result = EvalResult(
         success_rate=float(success.mean()),
         successes=[bool(x) for x in success],
-        tasks=tasks,
+        tasks=[tuple(t) for t in tasks],
         steps_to_success=steps_to,
         plan_seconds_mean=float(np.sum(plan_times) / np.sum(plan_sizes)) if plan_times else None,
         plans=int(np.sum(plan_sizes)) if plan_sizes else 0,
         plan_calls=len(plan_times),
         plan_call_seconds_mean=float(np.mean(plan_times)) if plan_times else None,
+        plan_seconds_total=float(np.sum(plan_times)),
         wall_seconds=wall,
         settings={
             **asdict(cfg),
             "env": env_name,
             "data": str(data_path),
             "threads": torch.get_num_threads(),
+            "processes": n,
         },
+        task_index=index,
     )
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "eval.json", result.to_dict())
-        for i in range(min(cfg.num_gifs, E)):
-            write_gif(out / f"episode_{i:02d}.gif", frames[i], goal_px[i], bool(success[i]))
+        if shard is None:
+            write_json(out / "eval.json", result.to_dict())
+        for i, g in enumerate(index):
+            if g < cfg.num_gifs:
+                write_gif(out / f"episode_{g:02d}.gif", frames[i], goal_px[i], bool(success[i]))
     return result
+
+
+def merge_results(parts: list[EvalResult]) -> EvalResult:
+    """Join the results of evaluation shards into one, in the original task order."""
+    rows = sorted(
+        (g, tuple(t), ok, n)
+        for p in parts
+        for g, t, ok, n in zip(p.task_index, p.tasks, p.successes, p.steps_to_success, strict=True)
+    )
+    if [r[0] for r in rows] != list(range(len(rows))):
+        raise ValueError("evaluation shards overlap or leave tasks out")
+    plans = sum(p.plans for p in parts)
+    calls = sum(p.plan_calls for p in parts)
+    total = sum(p.plan_seconds_total for p in parts)
+    successes = [r[2] for r in rows]
+    return EvalResult(
+        success_rate=float(np.mean(successes)),
+        successes=successes,
+        tasks=[r[1] for r in rows],
+        steps_to_success=[r[3] for r in rows],
+        plan_seconds_mean=total / plans if plans else None,
+        plans=plans,
+        plan_calls=calls,
+        plan_call_seconds_mean=total / calls if calls else None,
+        plan_seconds_total=total,
+        wall_seconds=max(p.wall_seconds for p in parts),
+        settings={**parts[0].settings, "processes": len(parts)},
+        task_index=[r[0] for r in rows],
+    )
+
+
+def evaluate_distributed(model, env_name: str, data, cfg: EvalConfig, out_dir, info) -> EvalResult:
+    """One torchrun worker's part of :func:`evaluate`: evaluate this rank's shard of the tasks,
+    gather every shard, and (rank 0) write the merged ``eval.json``. Returns the merged result on
+    every rank."""
+    from lewm.training.distributed import gather_objects
+
+    if model is not None:
+        model = model.to(info.device)
+    local = evaluate(
+        model,
+        env_name,
+        data,
+        cfg,
+        out_dir=out_dir,
+        device=info.device,
+        shard=(info.rank, info.world_size),
+    )
+    merged = merge_results(gather_objects(local, info))
+    if info.is_main and out_dir is not None:
+        write_json(Path(out_dir) / "eval.json", merged.to_dict())
+    return merged
 
 
 def _build_controller(model, cfg: EvalConfig, action_dim: int, device):

@@ -45,3 +45,14 @@ def test_user_errors_are_one_line(tmp_path, toy_h5, capsys):
     assert not (tmp_path / "r").exists()
     assert main(["train", "--data", toy_h5, "--out", str(tmp_path / "r"), "train.lr=0"]) == 2
     assert "train.lr must be > 0" in capsys.readouterr().err
+
+
+def test_eval_sample_defaults_per_solver():
+    from lewm.cli.jobs import eval_config_from_args
+    from lewm.cli.main import build_parser
+
+    parse = build_parser().parse_args
+    assert eval_config_from_args(parse(["eval", "run"])).num_samples == 300
+    assert eval_config_from_args(parse(["eval", "run", "--solver", "adam"])).num_samples == 100
+    args = parse(["eval", "run", "--solver", "adam", "--samples", "20"])
+    assert eval_config_from_args(args).num_samples == 20

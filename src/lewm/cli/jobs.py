@@ -34,7 +34,8 @@ def eval_config_from_args(args: argparse.Namespace):
         split=args.split,
         policy=args.policy,
         solver=args.solver,
-        num_samples=args.samples,
+        # gradient restarts are each a backward pass: 100 as the reference's adam config
+        num_samples=args.samples or (100 if args.solver == "adam" else 300),
         num_elites=args.elites,
         iterations=args.iterations,
         horizon=args.horizon,
@@ -116,7 +117,12 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--policy", default="plan", choices=["plan", "random"])
     p.add_argument("--solver", default="cem")
-    p.add_argument("--samples", type=int, default=300)
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="candidates per iteration (restarts for adam); default 300, adam 100",
+    )
     p.add_argument("--elites", type=int, default=30)
     p.add_argument("--iterations", type=int, default=30)
     p.add_argument("--horizon", type=int, default=5, help="action blocks per plan")

@@ -92,6 +92,24 @@ def _check_cost(cost: Tensor, B: int, S: int) -> Tensor:
     return torch.nan_to_num(cost.float(), nan=float("inf"))
 
 
+def _prepare(
+    seed: int,
+    B: int,
+    H: int,
+    Ab: int,
+    device: torch.device | str | None,
+    init_mean: Tensor | None,
+    generator: torch.Generator | None,
+) -> tuple[torch.device, torch.Generator]:
+    """Shared start of every ``solve``: check sizes, pick the device, and seed a generator from
+    the config when none is given (so a call is a pure function of its inputs)."""
+    _check_sizes(B, H, Ab)
+    dev = _as_device(device, init_mean)
+    if generator is None:
+        generator = torch.Generator(device=dev).manual_seed(seed)
+    return dev, generator
+
+
 def _check_sizes(B: int, H: int, Ab: int) -> None:
     _check(
         B >= 1 and H >= 1 and Ab >= 1,
@@ -200,10 +218,7 @@ class CEM:
         """
         cfg = self.config
         B, H, Ab, S, k = batch, horizon, action_dim, cfg.num_samples, cfg.num_elites
-        _check_sizes(B, H, Ab)
-        dev = _as_device(device, init_mean)
-        if generator is None:
-            generator = torch.Generator(device=dev).manual_seed(cfg.seed)
+        dev, generator = _prepare(cfg.seed, B, H, Ab, device, init_mean, generator)
         with torch.inference_mode():
             mean = _start_mean(init_mean, B, H, Ab, dev, dtype)  # (B, H, Ab)
             std = torch.full((B, H, Ab), cfg.init_std, device=dev, dtype=dtype)  # (B, H, Ab)
@@ -319,10 +334,7 @@ class ICEM:
         """Same contract as :meth:`CEM.solve`."""
         cfg = self.config
         B, H, Ab, k, a = batch, horizon, action_dim, cfg.num_elites, cfg.momentum
-        _check_sizes(B, H, Ab)
-        dev = _as_device(device, init_mean)
-        if generator is None:
-            generator = torch.Generator(device=dev).manual_seed(cfg.seed)
+        dev, generator = _prepare(cfg.seed, B, H, Ab, device, init_mean, generator)
         with torch.inference_mode():
             mean = _start_mean(init_mean, B, H, Ab, dev, dtype)  # (B, H, Ab)
             std = torch.full((B, H, Ab), cfg.init_std, device=dev, dtype=dtype)  # (B, H, Ab)
@@ -435,10 +447,7 @@ class MPPI:
         cfg = self.config
         B, H, Ab, S = batch, horizon, action_dim, cfg.num_samples
         k = S if cfg.num_elites is None else cfg.num_elites
-        _check_sizes(B, H, Ab)
-        dev = _as_device(device, init_mean)
-        if generator is None:
-            generator = torch.Generator(device=dev).manual_seed(cfg.seed)
+        dev, generator = _prepare(cfg.seed, B, H, Ab, device, init_mean, generator)
         with torch.inference_mode():
             mean = _start_mean(init_mean, B, H, Ab, dev, dtype)  # (B, H, Ab)
             std = torch.full((B, H, Ab), cfg.init_std, device=dev, dtype=dtype)  # (B, H, Ab)
@@ -546,10 +555,7 @@ class GradientSolver:
             )
         cfg = self.config
         B, H, Ab, S = batch, horizon, action_dim, cfg.num_samples
-        _check_sizes(B, H, Ab)
-        dev = _as_device(device, init_mean)
-        if generator is None:
-            generator = torch.Generator(device=dev).manual_seed(cfg.seed)
+        dev, generator = _prepare(cfg.seed, B, H, Ab, device, init_mean, generator)
         with torch.no_grad():
             mean = _start_mean(init_mean, B, H, Ab, dev, dtype)  # (B, H, Ab)
             noise = _randn((B, S, H, Ab), generator, dev, dtype)  # (B, S, H, Ab)

@@ -127,7 +127,12 @@ class LeWM(nn.Module):
         return {"z": z, "pred": pred}
 
     def rollout(
-        self, z_context: Tensor, actions: Tensor, history_actions: Tensor | None = None
+        self,
+        z_context: Tensor,
+        actions: Tensor,
+        history_actions: Tensor | None = None,
+        *,
+        fast: bool = True,
     ) -> Tensor:
         """Autoregressive prediction with a sliding window of ``history`` latents.
 
@@ -135,21 +140,40 @@ class LeWM(nn.Module):
         history_actions (B, C-1, Ab): normalised blocks executed between them (None if C == 1).
         actions (B, S, H, Ab): S candidate plans; actions[:, :, 0] leaves the last context frame.
         Returns (B, S, H, D): the predicted latent after each planned block.
+
+        ``fast=True`` (default) computes the same numbers as the plain window loop
+        (:meth:`rollout_reference`, ``fast=False``) with less work; see
+        :mod:`lewm.models.fast_rollout`.
         """
         B, C, D = z_context.shape
         _, S, H, Ab = actions.shape
         if actions.shape[0] != B:
             raise ValueError(f"actions batch {actions.shape[0]} != context batch {B}")
+        if C > 1 and (history_actions is None or history_actions.shape[:2] != (B, C - 1)):
+            raise ValueError(f"{C} context frames need history_actions of shape (B, {C - 1}, Ab)")
+        if not fast:
+            return self.rollout_reference(z_context, actions, history_actions)
+        if C > self.history:  # the window never sees older frames: drop them (same result)
+            C = self.history
+            z_context = z_context[:, -C:]
+            history_actions = history_actions[:, history_actions.shape[1] - (C - 1) :]
+        from lewm.models.fast_rollout import fast_rollout
+
+        hist_emb = self.embed_actions(history_actions) if C > 1 else None  # (B, C-1, D)
+        plan_emb = self.embed_actions(actions).reshape(B * S, H, D)  # (B*S, H, D)
+        return fast_rollout(self, z_context, hist_emb, plan_emb, S, self.rollout_chunk)
+
+    def rollout_reference(
+        self, z_context: Tensor, actions: Tensor, history_actions: Tensor | None = None
+    ) -> Tensor:
+        """The plain sliding-window loop: every step re-runs the predictor on its whole window."""
+        B, C, D = z_context.shape
+        _, S, H, Ab = actions.shape
         if C > 1:
-            if history_actions is None or history_actions.shape[:2] != (B, C - 1):
-                raise ValueError(
-                    f"{C} context frames need history_actions of shape (B, {C - 1}, Ab)"
-                )
             hist = history_actions[:, None].expand(B, S, C - 1, Ab)
             actions = torch.cat([hist, actions], dim=2)  # (B, S, C-1+H, Ab)
         a_emb = self.embed_actions(actions).reshape(B * S, C - 1 + H, D)  # (B*S, C-1+H, D)
         seq = z_context[:, None].expand(B, S, C, D).reshape(B * S, C, D)  # (B*S, C, D)
-        # rows are independent: chunks keep activations cache-sized (~30 % faster on CPU)
         chunk = self.rollout_chunk or B * S
         out = [
             self._rollout_rows(seq[i : i + chunk], a_emb[i : i + chunk], H)

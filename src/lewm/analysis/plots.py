@@ -12,7 +12,7 @@ def load_metrics(path: str | os.PathLike) -> list[dict]:
 
 
 def plot_training_curves(metrics: str | os.PathLike, out_png: str | os.PathLike) -> Path:
-    """Prediction loss, SIGReg and latent std (train and val) against step."""
+    """Prediction loss, SIGReg, latent std and straightness (train and val) against step."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,6 +24,8 @@ def plot_training_curves(metrics: str | os.PathLike, out_png: str | os.PathLike)
         ("sigreg", "SIGReg", True),
         ("z_std", "latent per-dim std", False),
     ]
+    if any("train/straightness" in r for r in recs):
+        panels.append(("straightness", "temporal straightness (Eq. 9)", False))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2))
     for ax, (key, title, log) in zip(axes, panels, strict=True):
         for split, style in (("train", "-"), ("val", "o-")):

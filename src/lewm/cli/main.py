@@ -139,9 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("checkpoint", help="checkpoint folder or run directory")
     i.set_defaults(func=cmd_info)
 
-    from lewm.cli import jobs
+    from lewm.cli import analysis, jobs
 
     jobs.add_commands(sub)
+    analysis.add_commands(sub)
     return p
 
 

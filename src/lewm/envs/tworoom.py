@@ -206,13 +206,21 @@ def render_batch(
     layout: TwoRoomLayout = DEFAULT_LAYOUT,
     *,
     chunk: int | None = None,
+    agent_colour: tuple[int, int, int] = AGENT_COLOUR,
 ) -> np.ndarray:
     """Agent positions (N, 2) -> frames (N, r, r, 3) uint8 (HWC; the target is not drawn).
 
     The dot is separable, alpha = g_y g_x^T per frame, blended over the static grey scene:
-    red = g + (255 - g) alpha, green = blue = g - g alpha, rounded to nearest. Frames are
-    processed ``chunk`` at a time (default: about 256k pixels, so temporaries stay in cache).
+    channel = g + (c - g) alpha for the agent colour c (default red: red = g + (255 - g) alpha,
+    green = blue = g - g alpha), rounded to nearest. Frames are processed ``chunk`` at a time
+    (default: about 256k pixels, so temporaries stay in cache). ``agent_colour`` is an RGB
+    override (the surprise experiments' visual perturbation).
     """
+    agent_colour = tuple(int(c) for c in agent_colour)
+    if len(agent_colour) != 3 or not all(0 <= c <= 255 for c in agent_colour):
+        raise ValueError(f"agent_colour must be 3 integers in [0, 255], got {agent_colour}")
+    if agent_colour != AGENT_COLOUR:
+        return _render_coloured(np.asarray(states), int(resolution), layout, agent_colour)
     states = np.asarray(states, np.float32).reshape(-1, 2)  # (N, 2)
     resolution = int(resolution)
     if resolution < 1:
@@ -238,6 +246,23 @@ def render_batch(
         np.subtract(plus_half, rest, out=rest)
         out[s : s + m, :, :, 1] = rest
         out[s : s + m, :, :, 2] = rest
+    return out
+
+
+def _render_coloured(
+    states: np.ndarray, resolution: int, layout: TwoRoomLayout, colour: tuple[int, int, int]
+) -> np.ndarray:
+    """General-colour path of :func:`render_batch` (same blend, any RGB agent colour)."""
+    states = np.asarray(states, np.float32).reshape(-1, 2)  # (N, 2)
+    grey, plus_half, _ = _background(resolution, layout)  # (r, r)
+    c = _pixel_centres(resolution)  # (r,)
+    inv = np.float32(-0.5 / RADIUS**2)
+    gx = np.exp(np.square(c[None, :] - states[:, :1]) * inv)  # (N, r)
+    gy = np.exp(np.square(c[None, :] - states[:, 1:]) * inv)  # (N, r)
+    alpha = gy[:, :, None] * gx[:, None, :]  # (N, r, r)
+    out = np.empty((len(states), resolution, resolution, 3), np.uint8)
+    for ch, value in enumerate(colour):
+        out[..., ch] = plus_half + alpha * (np.float32(value) - grey)
     return out
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lewm.analysis.geometry import straightness
 from lewm.config import Config, ConfigError
 from lewm.data.clips import ClipSampler, EpochBatches, split_episodes
 from lewm.data.hdf5 import DataError, EpisodeDataset
@@ -81,13 +82,6 @@ def lr_lambda(total_steps: int, warmup_frac: float):
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return f
-
-
-def straightness(z: torch.Tensor) -> torch.Tensor:
-    """Mean cosine between consecutive latent velocities (paper Eq. 9); z (B, T, D), T >= 3."""
-    v = z[:, 1:] - z[:, :-1]  # (B, T-1, D)
-    cos = torch.nn.functional.cosine_similarity(v[:, 1:], v[:, :-1], dim=-1)  # (B, T-2)
-    return cos.mean()
 
 
 @dataclass

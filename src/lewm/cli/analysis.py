@@ -1,0 +1,132 @@
+"""Subcommands that look inside a trained model: probe, surprise, straightness, viz."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _load(checkpoint: str):
+    from lewm.models import LeWM, resolve_checkpoint
+
+    path = resolve_checkpoint(checkpoint)
+    return LeWM.from_pretrained(path).eval(), path
+
+
+def _dataset(model, data: str | None):
+    from lewm.data.hdf5 import EpisodeDataset
+
+    path = data or (model.metadata or {}).get("dataset")
+    if path is None:
+        raise ValueError("--data is required: the checkpoint does not record its dataset")
+    return EpisodeDataset(path, in_memory=False)  # analyses read a few thousand rows
+
+
+def _out_dir(args, ckpt: Path, name: str) -> Path:
+    if args.out:
+        return Path(args.out)
+    return (ckpt.parent if ckpt.name == "model" else ckpt) / f"{name}_{args.env}"
+
+
+def _env_from(model, env: str | None) -> str:
+    if env:
+        return env
+    guess = (model.metadata or {}).get("env")
+    if guess:
+        return guess
+    raise ValueError("--env is required (tworoom or pusht): the checkpoint does not record it")
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from lewm.analysis.probe import ProbeConfig, markdown_table, run_probe, write_probe_report
+
+    model, ckpt = _load(args.checkpoint)
+    args.env = _env_from(model, args.env)
+    cfg = ProbeConfig(max_frames=args.frames, features=args.features, seed=args.seed)
+    report = run_probe(model, _dataset(model, args.data), args.env, cfg)
+    files = write_probe_report(report, _out_dir(args, ckpt, "probe"))
+    print(markdown_table(report))
+    print(json.dumps({k: str(v) for k, v in files.items()}, indent=2))
+    return 0
+
+
+def cmd_surprise(args: argparse.Namespace) -> int:
+    from lewm.analysis.surprise import SurpriseConfig, run_surprise, write_surprise_report
+
+    model, ckpt = _load(args.checkpoint)
+    args.env = _env_from(model, args.env)
+    cfg = SurpriseConfig(
+        trajectories=args.trajectories,
+        frames=args.frames,
+        perturb_frame=args.perturb_frame,
+        seed=args.seed,
+    )
+    report = run_surprise(model, args.env, cfg)
+    files = write_surprise_report(report, _out_dir(args, ckpt, "surprise"))
+    print(json.dumps({"tests": report["tests"], **{k: str(v) for k, v in files.items()}}, indent=2))
+    return 0
+
+
+def cmd_straightness(args: argparse.Namespace) -> int:
+    from lewm.analysis.geometry import dataset_straightness
+
+    model, ckpt = _load(args.checkpoint)
+    res = dataset_straightness(model, _dataset(model, args.data), args.frames, seed=args.seed)
+    print(json.dumps({"checkpoint": str(ckpt), **res}, indent=2))
+    return 0
+
+
+def cmd_viz(args: argparse.Namespace) -> int:
+    from lewm.analysis.geometry import latent_map, open_loop, write_viz
+
+    model, ckpt = _load(args.checkpoint)
+    args.env = _env_from(model, args.env)
+    data = _dataset(model, args.data)
+    latent = latent_map(model, args.env, n=args.grid, method=args.method)
+    rollout = open_loop(model, data, horizon=args.horizon, seed=args.seed)
+    run_dir = ckpt.parent if ckpt.name == "model" else ckpt.parent.parent
+    metrics = run_dir / "metrics.jsonl"
+    files = write_viz(_out_dir(args, ckpt, "viz"), latent, rollout, metrics)
+    summary = {k: v for k, v in latent.items() if not k.startswith("_")}
+    print(json.dumps({"latent_map": summary, **{k: str(v) for k, v in files.items()}}, indent=2))
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    def common(p: argparse.ArgumentParser, data: bool = True) -> None:
+        p.add_argument("checkpoint", help="checkpoint folder or run directory")
+        p.add_argument("--env", default=None, help="tworoom or pusht (default: the dataset's)")
+        if data:
+            p.add_argument(
+                "--data", default=None, help="episode file (default: the training dataset)"
+            )
+        p.add_argument("--out", default=None, help="output folder (default: next to the model)")
+        p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("probe", help="linear + MLP probes from the latent to physical quantities")
+    common(p)
+    p.add_argument("--frames", type=int, default=20_000, help="frames drawn from the file")
+    p.add_argument("--features", default="latent", choices=["latent", "encoder"])
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("surprise", help="violation of expectation: colour change and teleport")
+    common(p, data=False)
+    p.add_argument("--trajectories", type=int, default=32, help="matched triplets")
+    p.add_argument("--frames", type=int, default=12, help="frames per trajectory after the first")
+    p.add_argument("--perturb-frame", type=int, default=6, help="first perturbed frame")
+    p.set_defaults(func=cmd_surprise)
+
+    p = sub.add_parser("straightness", help="temporal straightness of latent paths (Eq. 9)")
+    p.add_argument("checkpoint", help="checkpoint folder or run directory")
+    p.add_argument("--data", default=None, help="episode file (default: the training dataset)")
+    p.add_argument("--frames", type=int, default=None, help="window (default: history + 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_straightness)
+
+    p = sub.add_parser("viz", help="latent map over a state grid, open-loop rollout, curves")
+    common(p)
+    p.add_argument("--grid", type=int, default=16, help="grid points per axis")
+    p.add_argument("--method", default="pca", choices=["pca", "tsne"])
+    p.add_argument("--horizon", type=int, default=10, help="open-loop blocks")
+    p.set_defaults(func=cmd_viz)

@@ -1,11 +1,24 @@
 """Time one full CEM plan (300 samples x 30 iterations, horizon 5, 30 elites) with the real
 Planner, for a preset: one episode at a time (median of --repeats after a warm-up), and batched
-over --batch episodes (time per episode-plan). Random weights: planning cost does not depend
-on them.
+over --batch episodes (time per episode-plan). Random weights (seeded by --seed): planning cost
+does not depend on them.
 
     python benchmarks/plan_speed.py --preset cpu model.predictor.history=1
     python benchmarks/plan_speed.py --preset cpu --context 3
     python benchmarks/plan_speed.py --preset paper --repeats 1 --batch 0
+    python benchmarks/plan_speed.py --preset paper --batch 0 --reference \
+        --peer-python /work/peer-venv/bin/python
+
+--reference also times the plain window loop (``LeWM.rollout_reference``, i.e. ``fast=False``).
+--peer-python PATH also times the paper authors' implementation (stable-worldmodel 0.1.1, in its
+own virtual environment, see benchmarks/peer_plan.py) on the same model with the same weights:
+this model's weights are converted (benchmarks/peer_weights.py) and peer_plan.py runs their LeWM
++ CEMSolver with the same samples, iterations, elites, horizon, context, repeats and threads.
+With --context C > 1 their solver is given H + C - 1 blocks (peer_plan.py --match-rollout), so
+both run H predictor steps over full windows; --peer-asis times their solver as their policy
+calls it (H blocks, of which the first C - 1 stand in for the executed ones: H - C + 1 steps).
+The record then holds ``peer`` (their record) and ``peer_over_ours`` (their s / our s; > 1 means
+ours is faster); a small table goes to stderr.
 """
 
 from __future__ import annotations
@@ -13,7 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -21,6 +37,44 @@ from lewm.config import apply_overrides, preset
 from lewm.models import LeWM
 from lewm.planning.mpc import Planner
 from lewm.planning.solvers import make_solver
+
+
+class ReferenceRollout:
+    """The model with its plain window-loop rollout (``LeWM.rollout(..., fast=False)``)."""
+
+    def __init__(self, model: LeWM) -> None:
+        self.model = model
+        self.history, self.action_block_dim = model.history, model.action_block_dim
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(pixels)
+
+    def rollout(self, z_context, actions, history_actions=None):
+        return self.model.rollout(z_context, actions, history_actions, fast=False)
+
+    def parameters(self):
+        return self.model.parameters()
+
+
+def time_peer(a: argparse.Namespace, cfg, model: LeWM) -> dict:
+    """Convert the model's weights and time the authors' planner on them (a subprocess)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from peer_weights import peer_model_json, run_peer, save_peer_weights
+
+    with tempfile.TemporaryDirectory() as tmp:
+        w = save_peer_weights(model, Path(tmp) / "peer.safetensors")
+        args = ["--weights", str(w), "--model-json", json.dumps(peer_model_json(cfg.model))]
+        args += ["--samples", str(a.samples), "--iterations", str(a.iterations)]
+        args += ["--elites", str(a.elites), "--horizon", str(a.horizon)]
+        args += ["--context", str(a.context), "--repeats", str(a.repeats)]
+        args += ["--threads", str(torch.get_num_threads()), "--seed", str(a.seed)]
+        if a.context > 1 and not a.peer_asis:
+            args.append("--match-rollout")
+        if a.peer_batch:
+            args += ["--batch", str(a.peer_batch)]
+        rec = run_peer(a.peer_python, args)
+    rec.pop("weights", None)
+    return rec
 
 
 def time_plan(planner: Planner, B: int, C: int, s: int, Ab: int, repeats: int) -> float:
@@ -48,14 +102,22 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--batch", type=int, default=50, help="episodes planned together (0: skip)")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--elites", type=int, default=30, help="capped at --samples")
+    p.add_argument("--seed", type=int, default=0, help="seeds the random-init weights")
+    p.add_argument("--reference", action="store_true", help="also time rollout(fast=False)")
+    p.add_argument("--peer-python", default=None, help="python of the stable-worldmodel venv")
+    p.add_argument("--peer-asis", action="store_true", help="their solver as their policy calls it")
+    p.add_argument("--peer-batch", type=int, default=0, help="also time B episodes on their side")
     p.add_argument("--out", default=None, help="append the JSON record to this file")
     p.add_argument("overrides", nargs="*")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     cfg = apply_overrides(preset(a.preset), a.overrides)
+    torch.manual_seed(a.seed)
     model = LeWM(cfg.model).eval()
-    solver = make_solver("cem", num_samples=a.samples, iterations=a.iterations, num_elites=30)
+    a.elites = min(a.elites, a.samples)
+    solver = make_solver("cem", num_samples=a.samples, iterations=a.iterations, num_elites=a.elites)
     planner = Planner(model, solver, horizon=a.horizon, receding=a.horizon)
     s, Ab = cfg.model.encoder.image_size, cfg.model.action_block_dim
     rec = {
@@ -64,6 +126,8 @@ def main() -> None:
         "overrides": a.overrides,
         "samples": a.samples,
         "iterations": a.iterations,
+        "elites": a.elites,
+        "seed": a.seed,
         "horizon": a.horizon,
         "context": a.context,
         "history": cfg.model.predictor.history,
@@ -75,7 +139,28 @@ def main() -> None:
     if a.batch:
         t = time_plan(planner, a.batch, a.context, s, Ab, max(1, a.repeats // 3))
         rec.update(batch=a.batch, s_per_plan_batched=round(t / a.batch, 3))
+    rows = [("lewm (fast rollout)", rec["s_per_plan_single"])]
+    if a.reference:
+        ref = Planner(ReferenceRollout(model), solver, horizon=a.horizon, receding=a.horizon)
+        t = time_plan(ref, 1, a.context, s, Ab, a.repeats)
+        rec["s_per_plan_single_reference"] = round(t, 3)
+        rows.append(("lewm (reference rollout)", rec["s_per_plan_single_reference"]))
+    if a.peer_python:
+        peer = time_peer(a, cfg, model)
+        rec["peer"] = peer
+        rec["peer_over_ours"] = round(peer["s_per_plan_single"] / rec["s_per_plan_single"], 3)
+        if a.reference:
+            rec["peer_over_ours_reference"] = round(
+                peer["s_per_plan_single"] / rec["s_per_plan_single_reference"], 3
+            )
+        name = f"{peer['impl']} ({peer['predictor_steps']} predictor steps)"
+        rows.append((name, peer["s_per_plan_single"]))
     print(json.dumps(rec))
+    if len(rows) > 1:
+        base = rec["s_per_plan_single"]
+        print("| planner | s / plan (1 episode) | x lewm fast |\n|---|---|---|", file=sys.stderr)
+        for name, t in rows:
+            print(f"| {name} | {t:.3f} | {t / base:.2f} |", file=sys.stderr)
     if a.out:
         with open(a.out, "a") as f:
             f.write(json.dumps(rec) + "\n")

@@ -1,0 +1,300 @@
+"""Our LeWM weights under the names of the paper authors' implementation (stable-worldmodel 0.1.1),
+and a number-by-number check that both implementations then compute the same thing.
+
+    # convert the seeded random-init paper model (or a checkpoint) to their state_dict
+    python benchmarks/peer_weights.py OUT.safetensors [--seed 0 | --checkpoint DIR]
+    # verify: perturbed paper model -> their LeWM (run in the peer venv) -> compare outputs
+    python benchmarks/peer_weights.py --verify /work/peer-venv/bin/python [--contexts 1 3]
+
+Runs in lewm's environment (torch + safetensors); their side runs in its own virtual
+environment through ``benchmarks/peer_plan.py --check-costs``.
+
+Mapping (ours -> theirs, "E.l.i" = "encoder.encoder.layer.{i}", "P.b.i" = "predictor.blocks.{i}";
+shapes are the same except where noted):
+
+    E.l.i.attention.attention.{query,key,value}   encoder.layers.{i}.attention.{q,k,v}_proj
+    E.l.i.attention.output.dense                  encoder.layers.{i}.attention.o_proj
+    E.l.i.intermediate.dense / output.dense       encoder.layers.{i}.mlp.fc1 / fc2
+    E.l.i.layernorm_{before,after}                encoder.layers.{i}.layernorm_{before,after}
+    encoder.{embeddings.*, layernorm.*}           unchanged
+    (transformers 5.x names; ``--vit-naming v4`` keeps the 4.x names, which are ours)
+    projector.net.*                               projector.net.*
+    pred_projector.net.*                          pred_proj.net.*
+    action_encoder.smooth (Linear, (10, 10))      action_encoder.patch_embed (Conv1d, (10, 10, 1))
+    action_encoder.mlp.{0,2}                      action_encoder.embed.{0,2}
+    predictor.pos_embedding                       predictor.pos_embedding
+    P.b.i.attn.to_out                             predictor.transformer.layers.{i}.attn.to_out.0
+    P.b.i.<rest>                                  predictor.transformer.layers.{i}.<rest>
+    predictor.norm                                predictor.transformer.norm
+
+Pre-processing: their ``LeWM.encode`` feeds its ``pixels`` straight to the ViT, so it expects
+frames already resized to 224 and normalised (their policy's transforms do that); ours takes
+uint8 HWC frames and resizes (antialiased bilinear, only if needed) and normalises (ImageNet
+mean/std) itself. The check feeds their model the tensor our ``LeWM.preprocess`` makes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from torch import Tensor
+
+from lewm.config import ModelConfig, preset
+from lewm.models import LeWM
+
+PEER_PLAN = Path(__file__).with_name("peer_plan.py")
+
+_VIT_V5 = [
+    (r"attention\.attention\.query\.", "attention.q_proj."),
+    (r"attention\.attention\.key\.", "attention.k_proj."),
+    (r"attention\.attention\.value\.", "attention.v_proj."),
+    (r"attention\.output\.dense\.", "attention.o_proj."),
+    (r"intermediate\.dense\.", "mlp.fc1."),
+    (r"output\.dense\.", "mlp.fc2."),
+]
+
+
+def peer_key(key: str, vit_naming: str = "v5") -> str:
+    """The authors' name of one of our state_dict keys."""
+    if key.startswith("encoder."):
+        m = re.fullmatch(r"encoder\.encoder\.layer\.(\d+)\.(.+)", key)
+        if m is None or vit_naming == "v4":
+            return key  # embeddings.*, layernorm.* (and every key with 4.x names)
+        i, rest = m.groups()
+        for pat, rep in _VIT_V5:
+            if re.match(pat, rest):
+                rest = re.sub(pat, rep, rest, count=1)
+                break
+        return f"encoder.layers.{i}.{rest}"
+    if key.startswith("projector.net."):
+        return key
+    if key.startswith("pred_projector.net."):
+        return "pred_proj." + key[len("pred_projector.") :]
+    if key.startswith("action_encoder.smooth."):
+        return "action_encoder.patch_embed." + key[len("action_encoder.smooth.") :]
+    m = re.fullmatch(r"action_encoder\.mlp\.([02])\.(weight|bias)", key)
+    if m:
+        return f"action_encoder.embed.{m[1]}.{m[2]}"
+    if key == "predictor.pos_embedding":
+        return key
+    m = re.fullmatch(r"predictor\.norm\.(weight|bias)", key)
+    if m:
+        return f"predictor.transformer.norm.{m[1]}"
+    m = re.fullmatch(r"predictor\.blocks\.(\d+)\.(.+)", key)
+    if m:
+        i, rest = m.groups()
+        rest = re.sub(r"^attn\.to_out\.", "attn.to_out.0.", rest)
+        return f"predictor.transformer.layers.{i}.{rest}"
+    raise KeyError(f"no peer name for {key!r}")
+
+
+def convert_state_dict(state: dict[str, Tensor], vit_naming: str = "v5") -> dict[str, Tensor]:
+    """Our LeWM state_dict -> the authors' LeWM state_dict (new CPU tensors)."""
+    out: dict[str, Tensor] = {}
+    for k, v in state.items():
+        name = peer_key(k, vit_naming)
+        v = v.detach().to("cpu").clone()
+        if name == "action_encoder.patch_embed.weight":
+            v = v[:, :, None]  # Linear (out, in) -> Conv1d kernel 1 (out, in, 1)
+        if name in out:
+            raise KeyError(f"two keys map to {name!r}")
+        out[name] = v.contiguous()
+    return out
+
+
+def check_convertible(cfg: ModelConfig) -> None:
+    if cfg.encoder.kind != "vit":
+        raise ValueError("the authors' LeWM uses a ViT encoder: only ViT presets convert")
+    if cfg.action_hidden % cfg.latent_dim:
+        raise ValueError("their action Embedder needs action_hidden = k * latent_dim")
+
+
+def peer_model_json(cfg: ModelConfig) -> dict:
+    """Our ModelConfig as peer_plan.py's model sizes (its PAPER dict)."""
+    check_convertible(cfg)
+    e, p = cfg.encoder, cfg.predictor
+    return {
+        "image_size": e.image_size,
+        "patch_size": e.patch_size,
+        "width": e.width,
+        "depth": e.depth,
+        "heads": e.heads,
+        "mlp_dim": e.mlp_dim,
+        "latent_dim": cfg.latent_dim,
+        "projector_hidden": cfg.projector_hidden,
+        "action_dim": cfg.action_dim,
+        "frameskip": cfg.frameskip,
+        "action_smooth_dim": cfg.action_smooth_dim,
+        "action_hidden": cfg.action_hidden,
+        "history": p.history,
+        "pred_depth": p.depth,
+        "pred_heads": p.heads,
+        "pred_head_dim": p.head_dim,
+        "pred_mlp_dim": p.mlp_dim,
+        "dropout": p.dropout,
+    }
+
+
+def save_peer_weights(model: LeWM, path: str | os.PathLike, vit_naming: str = "v5") -> Path:
+    check_convertible(model.config)
+    state = convert_state_dict(model.state_dict(), vit_naming)
+    save_file(state, str(path), metadata={"format": "stable-worldmodel-lewm", "from": "lewm"})
+    return Path(path)
+
+
+def seeded_model(cfg: ModelConfig, seed: int) -> LeWM:
+    torch.manual_seed(seed)
+    return LeWM(cfg).eval()
+
+
+def run_peer(python: str, args: list[str], timeout: float | None = None) -> dict:
+    """Run peer_plan.py with the peer venv's python; its last stdout line is one JSON record."""
+    r = subprocess.run(
+        [python, str(PEER_PLAN), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+    if r.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"peer_plan.py failed (exit {r.returncode}):\n{r.stderr[-3000:]}\n{r.stdout[-1000:]}"
+        )
+    return json.loads(lines[-1])
+
+
+# -- verification ----------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def perturb(model: LeWM, seed: int) -> None:
+    """Move every weight and BatchNorm statistic away from its init (AdaLN-zero gates start at
+    zero, BN statistics at 0/1: the random-init model would not test their mapping)."""
+    g = torch.Generator().manual_seed(seed + 1)
+    for name, t in model.state_dict().items():
+        if not t.is_floating_point():
+            continue
+        if name.endswith("running_var"):
+            t.copy_(torch.rand(t.shape, generator=g) * 1.5 + 0.5)
+        elif name.endswith("running_mean"):
+            t.copy_(torch.randn(t.shape, generator=g) * 0.1)
+        else:
+            scale = 0.03 if t.ndim >= 2 else 0.1
+            t.add_(torch.randn(t.shape, generator=g) * scale)
+
+
+def _diff(a: Tensor, b: Tensor) -> dict:
+    a, b = a.double(), b.double()
+    d, scale = float((a - b).abs().max()), float(b.abs().max())
+    return {"max_abs_diff": d, "max_abs_value": scale, "diff_over_max": d / max(scale, 1e-12)}
+
+
+@torch.inference_mode()
+def verify(a: argparse.Namespace) -> dict:
+    from lewm.planning.objective import GoalCost
+
+    cfg = preset(a.preset).model
+    model = seeded_model(cfg, a.seed)
+    if not a.no_perturb:
+        perturb(model, a.seed)
+    s, Ab, H, S, B = cfg.encoder.image_size, cfg.action_block_dim, a.horizon, a.samples, a.batch
+    report: dict = {"bench": "peer_weights_verify", "preset": a.preset, "seed": a.seed}
+    report["params"] = model.param_counts()["total"]
+    with tempfile.TemporaryDirectory() as tmp:
+        w = save_peer_weights(model, Path(tmp) / "peer.safetensors")
+        for C in a.contexts:
+            g = torch.Generator().manual_seed(a.seed + 100 * C)
+            px = torch.randint(0, 256, (B, C, a.image_px, a.image_px, 3), generator=g).byte()
+            goal = torch.randint(0, 256, (B, a.image_px, a.image_px, 3), generator=g).byte()
+            hist = torch.randn(B, C - 1, Ab, generator=g) if C > 1 else None
+            cand = torch.randn(B, S, H, Ab, generator=g)
+            # their model gets exactly our pre-processed (resized, normalised) frames
+            pre = model.preprocess(px.reshape(B * C, a.image_px, a.image_px, 3))
+            inputs = {
+                "pixels": pre.reshape(B, C, 3, s, s).contiguous(),
+                "goal": model.preprocess(goal).contiguous(),
+                "cand": cand,
+            }
+            if hist is not None:
+                inputs["hist"] = hist
+            src, dst = Path(tmp) / f"in_{C}.pt", Path(tmp) / f"out_{C}.pt"
+            torch.save(inputs, src)
+            args = ["--weights", str(w), "--check-costs", str(src), str(dst)]
+            args += ["--model-json", json.dumps(peer_model_json(cfg))]
+            if a.threads:
+                args += ["--threads", str(a.threads)]
+            run_peer(a.verify, args)
+            theirs = torch.load(dst, weights_only=True)
+
+            z = model.encode(px)  # (B, C, D)
+            z_goal = model.encode(goal[:, None])[:, 0]  # (B, D)
+            pred = model.rollout(z, cand, hist)  # fast path (B, S, H, D)
+            pred_ref = model.rollout_reference(z, cand, hist)
+            pred_their_z = model.rollout(theirs["z"], cand, hist)  # predictor alone
+            cost = GoalCost()(pred, z_goal)  # (B, S)
+            rec = {
+                "encoder_latents": _diff(z, theirs["z"]),
+                "goal_latents": _diff(z_goal, theirs["z_goal"]),
+                "one_step_pred": _diff(pred[:, :, 0], theirs["pred"][:, :, 0]),
+                "rollout_pred_fast": _diff(pred, theirs["pred"]),
+                "rollout_pred_reference": _diff(pred_ref, theirs["pred"]),
+                "rollout_pred_from_their_z": _diff(pred_their_z, theirs["pred"]),
+                "cost": _diff(cost, theirs["cost"]),
+            }
+            if C > 1:  # what their CEMSolver scores: sampled blocks stand in for executed ones
+                rec["cost_vs_their_solver_call"] = _diff(cost, theirs["cost_solver_call"])
+            checked = [k for k in rec if k != "cost_vs_their_solver_call"]
+            worst = max(rec[k]["max_abs_diff"] / max(1.0, rec[k]["max_abs_value"]) for k in checked)
+            rec["ok"] = worst <= a.tol
+            report[f"context_{C}"] = rec
+    report["ok"] = all(report[f"context_{C}"]["ok"] for C in a.contexts)
+    report["tol"] = a.tol
+    return report
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("out", nargs="?", help="safetensors file to write (convert mode)")
+    p.add_argument("--preset", default="paper")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", default=None, help="convert a lewm checkpoint instead")
+    p.add_argument("--vit-naming", choices=["v5", "v4"], default="v5")
+    p.add_argument("--verify", metavar="PEER_PYTHON", default=None)
+    p.add_argument("--contexts", type=int, nargs="+", default=[1, 3])
+    p.add_argument("--batch", type=int, default=2, help="episodes in the check")
+    p.add_argument("--samples", type=int, default=4, help="candidate plans per episode")
+    p.add_argument("--horizon", type=int, default=5)
+    p.add_argument("--image-px", type=int, default=224, help="side of the random uint8 frames")
+    p.add_argument("--no-perturb", action="store_true", help="check the plain random init")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--tol", type=float, default=1e-4, help="max |diff| / max(1, max |value|)")
+    a = p.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if a.verify:
+        rep = verify(a)
+        print(json.dumps(rep))
+        sys.exit(0 if rep["ok"] else 1)
+    if not a.out:
+        p.error("give OUT.safetensors, or --verify PEER_PYTHON")
+    if a.checkpoint:
+        model = LeWM.from_pretrained(a.checkpoint)
+    else:
+        model = seeded_model(preset(a.preset).model, a.seed)
+    path = save_peer_weights(model, a.out, a.vit_naming)
+    print(json.dumps({"bench": "peer_weights", "out": str(path), **model.param_counts()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -47,6 +47,10 @@ def test_random_policy_and_budget_accounting(tworoom_run):
     res = evaluate(None, "tworoom", tworoom_run / "tr.h5", _small(policy="random", episodes=6))
     for s, n in zip(res.successes, res.steps_to_success, strict=True):
         assert (n is not None) == s and (n is None or 1 <= n <= 50)
+    # the env's final distance to the goal is recorded per task; success means it is < 16
+    assert len(res.final_errors) == 6
+    for s, err in zip(res.successes, res.final_errors, strict=True):
+        assert (err["distance"] < 16.0) == s
 
 
 def test_heldout_split_uses_the_models_validation_episodes(tworoom_run):

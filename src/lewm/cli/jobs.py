@@ -57,10 +57,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.env not in ENV_NAMES:
         raise ValueError(f"unknown environment {args.env!r}; available: {', '.join(ENV_NAMES)}")
     cfg = eval_config_from_args(args)
-    model = LeWM.from_pretrained(args.checkpoint) if args.policy == "plan" else None
-    data = args.data or (model.metadata.get("dataset") if model else None)
+    # the random policy does not use the model, but its metadata (dataset, episode split) makes
+    # it draw the same held-out tasks as the planner
+    model = LeWM.from_pretrained(args.checkpoint)
+    data = args.data or model.metadata.get("dataset")
     if data is None:
-        raise ValueError("--data is required with --policy random")
+        raise ValueError("--data is required: the checkpoint does not record its dataset")
     out = Path(args.out) if args.out else Path(args.checkpoint) / f"eval_{args.env}_{args.policy}"
     if args.distributed:
         from lewm.planning.evaluate import evaluate_distributed

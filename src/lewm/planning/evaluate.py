@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +119,14 @@ class EvalResult:
     wall_seconds: float
     settings: dict[str, Any]
     task_index: list[int]  # position of each task in the full sampled list (for merging shards)
+    # the env's numeric errors (distance, pos_error, angle_error) at the last step of each task
+    final_errors: list[dict[str, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_ERROR_KEYS = ("distance", "pos_error", "angle_error")
 
 
 def _make_envs(env_name: str, n: int, resolution: int):
@@ -200,6 +205,7 @@ def evaluate(
     success = np.zeros(E, dtype=bool)
     steps_to = [None] * E
     frames = [[f] for f in frames0]  # observation frames per env, one per env step
+    final_errors: list[dict[str, float]] = [{} for _ in range(E)]
     for t in range(cfg.budget):
         active = ~success
         if not active.any():
@@ -214,6 +220,7 @@ def evaluate(
                 continue
             _, _, terminated, _, info = env.step(actions[i])
             frames[i].append(env.render())
+            final_errors[i] = {k: float(info[k]) for k in _ERROR_KEYS if k in info}
             if terminated or info.get("success", False):
                 success[i] = True
                 steps_to[i] = t + 1
@@ -239,6 +246,7 @@ def evaluate(
             "processes": n,
         },
         task_index=index,
+        final_errors=final_errors,
     )
     if out_dir is not None:
         out = Path(out_dir)
@@ -254,9 +262,19 @@ def evaluate(
 def merge_results(parts: list[EvalResult]) -> EvalResult:
     """Join the results of evaluation shards into one, in the original task order."""
     rows = sorted(
-        (g, tuple(t), ok, n)
-        for p in parts
-        for g, t, ok, n in zip(p.task_index, p.tasks, p.successes, p.steps_to_success, strict=True)
+        (
+            (g, tuple(t), ok, n, err)
+            for p in parts
+            for g, t, ok, n, err in zip(
+                p.task_index,
+                p.tasks,
+                p.successes,
+                p.steps_to_success,
+                p.final_errors or [{}] * len(p.tasks),
+                strict=True,
+            )
+        ),
+        key=lambda r: r[0],
     )
     if [r[0] for r in rows] != list(range(len(rows))):
         raise ValueError("evaluation shards overlap or leave tasks out")
@@ -277,6 +295,7 @@ def merge_results(parts: list[EvalResult]) -> EvalResult:
         wall_seconds=max(p.wall_seconds for p in parts),
         settings={**parts[0].settings, "processes": len(parts)},
         task_index=[r[0] for r in rows],
+        final_errors=[r[4] for r in rows],
     )
 
 

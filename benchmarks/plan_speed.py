@@ -103,6 +103,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=50, help="episodes planned together (0: skip)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--elites", type=int, default=30, help="capped at --samples")
+    p.add_argument("--solver", default="cem", help="cem, icem, mppi (ours; the peer runs CEM)")
     p.add_argument("--seed", type=int, default=0, help="seeds the random-init weights")
     p.add_argument("--reference", action="store_true", help="also time rollout(fast=False)")
     p.add_argument("--peer-python", default=None, help="python of the stable-worldmodel venv")
@@ -117,13 +118,16 @@ def main() -> None:
     torch.manual_seed(a.seed)
     model = LeWM(cfg.model).eval()
     a.elites = min(a.elites, a.samples)
-    solver = make_solver("cem", num_samples=a.samples, iterations=a.iterations, num_elites=a.elites)
+    solver = make_solver(
+        a.solver, num_samples=a.samples, iterations=a.iterations, num_elites=a.elites
+    )
     planner = Planner(model, solver, horizon=a.horizon, receding=a.horizon)
     s, Ab = cfg.model.encoder.image_size, cfg.model.action_block_dim
     rec = {
         "bench": "plan_speed",
         "preset": a.preset,
         "overrides": a.overrides,
+        "solver": a.solver,
         "samples": a.samples,
         "iterations": a.iterations,
         "elites": a.elites,

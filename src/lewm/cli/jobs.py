@@ -12,6 +12,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     if args.env not in COLLECTORS:
         raise ValueError(f"unknown environment {args.env!r}; available: {', '.join(COLLECTORS)}")
+    extra = {"noise_std": args.noise} if args.noise is not None else {}
+    if args.noise is not None and not args.noise >= 0:
+        raise ValueError(f"--noise must be >= 0, got {args.noise}")
     stats = COLLECTORS[args.env](
         args.out,
         args.episodes,
@@ -19,6 +22,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         seed=args.seed,
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        **extra,
     )
     print(json.dumps({"out": args.out, **stats}, indent=2, default=float))
     return 0
@@ -152,6 +156,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--out", required=True, help="output .h5 file")
     c.add_argument("--resolution", type=int, default=64)
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument(
+        "--noise",
+        type=float,
+        default=None,
+        help="std of the Gaussian action noise of the scripted policy "
+        "(default: tworoom 2.0 on a unit direction, pusht 0.1)",
+    )
     c.add_argument("--overwrite", action="store_true")
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=cmd_collect)

@@ -37,53 +37,78 @@ KV = tuple[Tensor, Tensor]  # keys, values: (R, heads, P, head_dim) each
 
 
 def block_forward(
-    block: ConditionalBlock, x: Tensor, mod: Tensor, past: KV | None, last_only: bool
-) -> tuple[Tensor, KV]:
+    block: ConditionalBlock,
+    x: Tensor,
+    mod: Tensor,
+    past: KV | None,
+    last_only: bool,
+    keep_kv: bool = True,
+) -> tuple[Tensor, KV | None]:
     """One predictor block on T new tokens that follow P cached ones.
 
     x (R, T, D) block inputs of the new tokens; mod (R, T, 6D) their AdaLN modulation;
     past: keys/values (R, heads, P, hd) of the earlier tokens in this layer, or None.
     Returns the outputs (R, T, D), or (R, 1, D) for the last token only, and the keys/values of
-    all P + T tokens.
+    all P + T tokens (None for a lone token when ``keep_kv`` is False: nobody will read them).
     """
     attn = block.attn
     R, T, D = x.shape
     shift1, scale1, gate1, shift2, scale2, gate2 = mod.chunk(6, dim=-1)
     h = attn.norm(_modulate(block.norm1(x), shift1, scale1))  # (R, T, D)
-    inner = attn.heads * attn.head_dim
+    inner, heads, hd = attn.heads * attn.head_dim, attn.heads, attn.head_dim
     w = attn.to_qkv.weight  # (3*inner, D)
-    kv = F.linear(h, w[inner:]).view(R, T, 2, attn.heads, attn.head_dim)
-    k, v = kv.permute(2, 0, 3, 1, 4)  # (R, heads, T, hd) each
-    if past is not None:
-        k = torch.cat([past[0], k], dim=2)  # (R, heads, P+T, hd)
-        v = torch.cat([past[1], v], dim=2)
-    P = k.shape[2] - T
+    if past is None and T == 1:
+        # a lone token attends only to itself: its attention output is its value (exact), so
+        # skip the query/key work and the attention kernel (the reference does the same)
+        if keep_kv:
+            kv = F.linear(h, w[inner:]).view(R, 1, 2, heads, hd)
+            k, v = kv.permute(2, 0, 3, 1, 4)  # (R, heads, 1, hd) each
+            out = v.transpose(1, 2).reshape(R, 1, inner)  # (R, 1, inner)
+        else:
+            out = F.linear(h, w[2 * inner :])  # (R, 1, inner): the value is all we need
+            k = v = None
+        Tq = 1
+    else:
+        # one fused projection: for small models one matmul beats skipping unused queries
+        qkv = F.linear(h, w).view(R, T, 3, heads, hd)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # (R, heads, T, hd) each
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)  # (R, heads, P+T, hd)
+            v = torch.cat([past[1], v], dim=2)
+        P = k.shape[2] - T
+        if last_only:
+            q = q[:, :, -1:]  # (R, heads, 1, hd)
+        Tq = q.shape[2]
+        if Tq == 1:  # the last token sees every key
+            out = F.scaled_dot_product_attention(q, k, v)
+        elif P == 0:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:  # new token i (absolute P+i) sees keys 0..P+i
+            mask = torch.ones(T, P + T, dtype=torch.bool, device=x.device).tril(diagonal=P)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = out.transpose(1, 2).reshape(R, Tq, inner)  # (R, Tq, inner)
     if last_only:
-        x, h = x[:, -1:], h[:, -1:]
+        x = x[:, -1:]
         gate1, shift2, scale2, gate2 = gate1[:, -1:], shift2[:, -1:], scale2[:, -1:], gate2[:, -1:]
-    Tq = h.shape[1]
-    q = F.linear(h, w[:inner]).view(R, Tq, attn.heads, attn.head_dim).transpose(1, 2)
-    if Tq == 1:  # the last token sees every key
-        out = F.scaled_dot_product_attention(q, k, v)
-    elif P == 0:
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    else:  # new token i (absolute P+i) sees keys 0..P+i
-        mask = torch.ones(T, P + T, dtype=torch.bool, device=x.device).tril(diagonal=P)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    out = attn.to_out(out.transpose(1, 2).reshape(R, Tq, inner))  # (R, Tq, D)
+    out = attn.to_out(out)  # (R, Tq, D)
     x = x + gate1 * out
     x = x + gate2 * block.mlp(_modulate(block.norm2(x), shift2, scale2))
-    return x, (k, v)
+    return x, ((k, v) if k is not None else None)
 
 
 def _run(
-    blocks, x: Tensor, mods: list[Tensor], past: list[KV] | None, last_only: bool
-) -> tuple[Tensor, list[KV]]:
+    blocks,
+    x: Tensor,
+    mods: list[Tensor],
+    past: list[KV] | None,
+    last_only: bool,
+    keep_kv: bool = True,
+) -> tuple[Tensor, list[KV | None]]:
     kvs = []
+    last = len(blocks) - 1
     for i, block in enumerate(blocks):
-        x, kv = block_forward(
-            block, x, mods[i], past[i] if past else None, last_only and i == len(blocks) - 1
-        )
+        pkv = past[i] if past else None
+        x, kv = block_forward(block, x, mods[i], pkv, last_only and i == last, keep_kv)
         kvs.append(kv)
     return x, kvs
 
@@ -139,8 +164,9 @@ def fast_rollout(
             x = torch.stack(seq[first - (C - 1) : n - (C - 1)], dim=1)  # (R, T, D)
             x = x + pos[:, first - lo : n - lo]
             mods = [m[:, first - (C - 1) : n - (C - 1)] for m in p_mods]
-            h, kvs = _run(blocks, x, mods, past, last_only=True)
-            cache = kvs if lo == 0 else None
+            keep = n + 1 <= hist  # the next window still starts at token 0: it reuses these
+            h, kvs = _run(blocks, x, mods, past, last_only=True, keep_kv=keep)
+            cache = kvs if keep else None
             nxt = model.pred_projector(pred.norm(h[:, -1]))  # (R, D)
             preds.append(nxt)
             seq.append(nxt)

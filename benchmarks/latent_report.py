@@ -55,12 +55,18 @@ def main() -> None:
     recs = [json.loads(x) for x in (Path(a.run) / "metrics.jsonl").read_text().splitlines()]
     tr = [(r["step"], r["train/straightness"]) for r in recs if "train/straightness" in r]
     va = [(r["step"], r["val/straightness"]) for r in recs if "val/straightness" in r]
-    peak = max(tr, key=lambda x: x[1])
+    if tr:
+        peak = max(tr, key=lambda x: x[1])
+        print(
+            f"Straightness (train batches): step {tr[0][0]}: {tr[0][1]:.3f}, peak at step "
+            f"{peak[0]}: {peak[1]:.3f}, step {tr[-1][0]}: {tr[-1][1]:.3f}; validation: "
+            + ", ".join(f"{s}: {v:.3f}" for s, v in va)
+            + "."
+        )
+    else:
+        print("Straightness is not logged in training for 2-frame clips (history 1).")
     print(
-        f"Straightness (train batches): step {tr[0][0]}: {tr[0][1]:.3f}, peak at step {peak[0]}: "
-        f"{peak[1]:.3f}, step {tr[-1][0]}: {tr[-1][1]:.3f}; validation: "
-        + ", ".join(f"{s}: {v:.3f}" for s, v in va)
-        + f"; `lewm straightness` on the final model: {st['straightness']:.3f} "
+        f"`lewm straightness` on the final model: {st['straightness']:.3f} "
         f"({st['windows']} windows of {st['frames']} frames).\n"
     )
     viz = json.loads((out / "viz" / "viz.json").read_text())

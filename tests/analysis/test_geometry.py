@@ -69,3 +69,19 @@ def test_tsne_without_scikit_learn_says_how_to_fix(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.manifold", None)
     with pytest.raises(ImportError, match="pip install scikit-learn"):
         embed_2d(np.zeros((5, 3)), "tsne")
+
+
+def test_tsne_map_keeps_neighbours_of_a_planted_plane():
+    pytest.importorskip("sklearn")
+    from scipy import stats
+    from scipy.spatial.distance import pdist
+
+    from lewm.analysis.geometry import resolve_method
+
+    assert resolve_method("auto") == "tsne"
+    rng = np.random.default_rng(0)
+    pos = rng.uniform(0, 1, (80, 2))
+    z = np.c_[pos, 1e-3 * rng.standard_normal((80, 6))]
+    xy = embed_2d(z, "tsne")
+    assert xy.shape == (80, 2)
+    assert stats.spearmanr(pdist(xy), pdist(pos))[0] > 0.7

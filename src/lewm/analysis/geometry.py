@@ -45,8 +45,9 @@ def dataset_straightness(
     model, data, frames: int | None = None, max_windows: int = 2000, seed: int = 0
 ) -> dict:
     """Eq. 9 over windows of ``frames`` consecutive block-start frames of an episode file
-    (default history + 1, the training clip, so the number matches ``train/straightness``)."""
-    frames = frames or model.config.predictor.history + 1
+    (default history + 1, the training clip, so the number matches ``train/straightness``;
+    at least 3, the fewest Eq. 9 is defined on)."""
+    frames = frames or max(3, model.config.predictor.history + 1)
     if frames < 3:
         raise ValueError(f"straightness needs windows of >= 3 frames, got {frames}")
     rows = _episode_windows(data, model.config.frameskip, frames, max_windows, seed)
@@ -101,8 +102,21 @@ def render_states(env: str, states: np.ndarray, resolution: int) -> np.ndarray:
     return render_batch(states, resolution)
 
 
-def embed_2d(z: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
-    """(M, D) -> (M, 2) by PCA (numpy SVD) or t-SNE (needs scikit-learn)."""
+def resolve_method(method: str) -> str:
+    """ "auto" -> "tsne" when scikit-learn is installed, else "pca"; other names unchanged."""
+    if method != "auto":
+        return method
+    try:
+        import sklearn.manifold  # noqa: F401
+    except ImportError:
+        return "pca"
+    return "tsne"
+
+
+def embed_2d(z: np.ndarray, method: str = "auto", seed: int = 0) -> np.ndarray:
+    """(M, D) -> (M, 2) by PCA (numpy SVD) or t-SNE (needs scikit-learn); "auto" is t-SNE when
+    scikit-learn is installed (``pip install lewm[analysis]``), else PCA."""
+    method = resolve_method(method)
     if method == "pca":
         zc = z - z.mean(0)
         _, _, vt = np.linalg.svd(zc, full_matrices=False)
@@ -117,15 +131,16 @@ def embed_2d(z: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
         return TSNE(2, perplexity=min(30, len(z) - 1), random_state=seed, init="pca").fit_transform(
             z
         )
-    raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}")
+    raise ValueError(f"method must be 'auto', 'pca' or 'tsne', got {method!r}")
 
 
 @torch.inference_mode()
-def latent_map(model, env: str, n: int = 16, method: str = "pca") -> dict:
+def latent_map(model, env: str, n: int = 16, method: str = "auto") -> dict:
     """Encode a grid of states; 2-D map; how well latent distances follow state distances."""
     states, pos, names = state_grid(env, n)
     px = torch.as_tensor(render_states(env, states, model.config.encoder.image_size))
     z = model.encode(px[:, None])[:, 0].float().numpy()  # (M, D)
+    method = resolve_method(method)
     xy = embed_2d(z, method)
     rho_latent = stats.spearmanr(pdist(z), pdist(pos))[0]
     rho_map = stats.spearmanr(pdist(xy), pdist(pos))[0]

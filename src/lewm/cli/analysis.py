@@ -89,7 +89,8 @@ def cmd_viz(args: argparse.Namespace) -> int:
     metrics = run_dir / "metrics.jsonl"
     files = write_viz(_out_dir(args, ckpt, "viz"), latent, rollout, metrics)
     summary = {k: v for k, v in latent.items() if not k.startswith("_")}
-    print(json.dumps({"latent_map": summary, **{k: str(v) for k, v in files.items()}}, indent=2))
+    files = {k: str(v) for k, v in files.items()}
+    print(json.dumps({"latent_map": summary, "open_loop": rollout, "files": files}, indent=2))
     return 0
 
 
@@ -120,13 +121,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("straightness", help="temporal straightness of latent paths (Eq. 9)")
     p.add_argument("checkpoint", help="checkpoint folder or run directory")
     p.add_argument("--data", default=None, help="episode file (default: the training dataset)")
-    p.add_argument("--frames", type=int, default=None, help="window (default: history + 1)")
+    p.add_argument("--frames", type=int, default=None, help="window (default: max(3, history + 1))")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_straightness)
 
     p = sub.add_parser("viz", help="latent map over a state grid, open-loop rollout, curves")
     common(p)
     p.add_argument("--grid", type=int, default=16, help="grid points per axis")
-    p.add_argument("--method", default="pca", choices=["pca", "tsne"])
+    p.add_argument(
+        "--method",
+        default="auto",
+        choices=["auto", "pca", "tsne"],
+        help="2-D map: t-SNE (needs scikit-learn) or PCA; auto = t-SNE when installed",
+    )
     p.add_argument("--horizon", type=int, default=10, help="open-loop blocks")
     p.set_defaults(func=cmd_viz)

@@ -86,3 +86,17 @@ def test_collection_rejects_bad_arguments(tmp_path, kwargs, match):
 
 def test_collectors_dispatch_by_name():
     assert COLLECTORS["tworoom"] is collect_tworoom
+
+
+def test_cli_noise_option_reaches_the_collector(tmp_path, capsys):
+    from lewm.cli.main import main
+    from lewm.data.hdf5 import EpisodeDataset
+
+    out = tmp_path / "quiet.h5"
+    args = ["collect", "tworoom", "--episodes", "2", "--out", str(out), "--no-progress"]
+    assert main([*args, "--noise", "0"]) == 0
+    assert EpisodeDataset(out).attrs["noise_std"] == 0.0
+    capsys.readouterr()
+    assert main([*args[:-2], str(tmp_path / "bad.h5"), "--noise", "-1"]) == 2
+    assert "--noise must be >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "bad.h5").exists()

@@ -29,7 +29,7 @@ def main() -> None:
     p.add_argument("--preset", default="cpu")
     p.add_argument("--batch", type=int, default=128, help="clips per step")
     p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", default=None)
     p.add_argument("overrides", nargs="*")

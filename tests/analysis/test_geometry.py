@@ -21,6 +21,8 @@ def test_straightness_of_known_paths():
     assert straightness(line).item() == pytest.approx(1.0)
     zigzag = torch.tensor([[[0.0], [1.0], [0.0], [1.0], [0.0]]])  # velocity flips every step
     assert straightness(zigzag).item() == pytest.approx(-1.0)
+    both = torch.cat([line[:, :5, :1], zigzag], dim=0)  # (2, 5, 1)
+    assert straightness(both, per_sequence=True).tolist() == pytest.approx([1.0, -1.0])
     with pytest.raises(ValueError, match="T >= 3"):
         straightness(torch.zeros(1, 2, 4))
 

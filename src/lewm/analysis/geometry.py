@@ -12,13 +12,15 @@ from scipy import stats
 from scipy.spatial.distance import pdist
 
 
-def straightness(z: torch.Tensor) -> torch.Tensor:
-    """Mean cosine between consecutive latent velocities (paper Eq. 9); z (B, T, D), T >= 3."""
+def straightness(z: torch.Tensor, per_sequence: bool = False) -> torch.Tensor:
+    """Mean cosine between consecutive latent velocities (paper Eq. 9); z (B, T, D), T >= 3.
+
+    Returns the scalar mean, or with ``per_sequence`` the mean of each sequence (B,)."""
     if z.ndim != 3 or z.shape[1] < 3:
         raise ValueError(f"straightness needs z of shape (B, T >= 3, D), got {tuple(z.shape)}")
     v = z[:, 1:] - z[:, :-1]  # (B, T-1, D)
     cos = torch.nn.functional.cosine_similarity(v[:, 1:], v[:, :-1], dim=-1)  # (B, T-2)
-    return cos.mean()
+    return cos.mean(1) if per_sequence else cos.mean()
 
 
 def _episode_windows(data, frameskip: int, frames: int, max_windows: int, seed: int):
@@ -54,9 +56,7 @@ def dataset_straightness(
     vals = []
     for i in range(0, len(rows), 128):
         px = torch.as_tensor(data.rows("pixels", rows[i : i + 128]))
-        z = model.encode(px)  # (b, frames, D)
-        v = z[:, 1:] - z[:, :-1]
-        vals.append(torch.nn.functional.cosine_similarity(v[:, 1:], v[:, :-1], dim=-1).mean(1))
+        vals.append(straightness(model.encode(px), per_sequence=True))  # (b,)
     per = torch.cat(vals).numpy()
     return {
         "straightness": float(per.mean()),

@@ -56,7 +56,7 @@ def main() -> None:
         px = torch.as_tensor(ds.rows("pixels", np.r_[frames, row + H * f]))  # (C+1, h, w, 3)
         z = model.encode(px[None])  # (1, C+1, D)
         act = ds.rows("action", np.arange(frames[0], row + H * f)).astype(np.float32)
-        blocks = torch.as_tensor(model.normalizer.normalize("action", act)).reshape(1, -1, f * A)
+        blocks = torch.as_tensor(model.action_normalizer().normalize("action", act)).reshape(1, -1, f * A)
         hist = blocks[:, : C - 1] if C > 1 else None  # (1, C-1, fA)
         expert = blocks[:, C - 1 :][:, None]  # (1, 1, H, fA)
         rand = torch.randn(1, a.samples, H, f * A, generator=g)

@@ -100,3 +100,21 @@ def test_cli_noise_option_reaches_the_collector(tmp_path, capsys):
     assert main([*args[:-2], str(tmp_path / "bad.h5"), "--noise", "-1"]) == 2
     assert "--noise must be >= 0" in capsys.readouterr().err
     assert not (tmp_path / "bad.h5").exists()
+
+
+def test_cli_explore_option_reaches_the_pusher_and_is_checked(tmp_path, capsys):
+    pytest.importorskip("pymunk")
+    from lewm.cli.main import main
+    from lewm.data.hdf5 import EpisodeDataset
+
+    out = tmp_path / "explore.h5"
+    args = ["collect", "pusht", "--episodes", "2", "--out", str(out), "--no-progress"]
+    assert main([*args, "--explore", "0.3"]) == 0
+    assert EpisodeDataset(out).attrs["explore"] == 0.3
+    capsys.readouterr()
+    assert main([*args[:-3], "--out", str(tmp_path / "bad.h5"), "--explore", "1.5"]) == 2
+    assert "--explore must be in [0, 1)" in capsys.readouterr().err
+    tw = ["collect", "tworoom", "--episodes", "2", "--out", str(tmp_path / "tw.h5")]
+    assert main([*tw, "--explore", "0.3"]) == 2
+    assert "--explore applies to pusht only" in capsys.readouterr().err
+    assert not (tmp_path / "bad.h5").exists() and not (tmp_path / "tw.h5").exists()

@@ -192,6 +192,39 @@ def test_expert_moves_and_turns_the_block():
     assert stats["moved_fraction"] > 0.8
 
 
+def test_expert_exploration_segments_fill_the_requested_fraction():
+    """explore = 0.3 spends ~30 % of steps in random AR(1) segments; explore = 0 leaves the
+    pusher exactly as before (no extra draws from its generator)."""
+    from lewm.envs.pusht import PushTExpert
+
+    state = np.array([100.0, 100.0, 300.0, 300.0, 0.5, 0.0, 0.0])
+    ex = PushTExpert(np.random.default_rng(0), noise_std=0.0, explore=0.3)
+    acts, flags = [], []
+    for _ in range(4000):
+        acts.append(ex.act(state))
+        flags.append(ex.exploring)
+    acts, flags = np.array(acts), np.array(flags)
+    frac = float(flags.mean())
+    assert 0.22 < frac < 0.38, frac  # mean of a renewal process; ~0.30 expected
+    # outside segments the noiseless pusher repeats its action for a fixed state (it changes only
+    # when a new target is drawn); inside them the actions vary (AR(1), std 0.2-0.6)
+    same = np.all(np.isclose(acts[1:], acts[:-1], atol=1e-6), axis=1)
+    both_pushing = ~flags[1:] & ~flags[:-1]
+    assert same[both_pushing].mean() > 0.9
+    assert same[flags[1:] & flags[:-1]].mean() < 0.01
+    assert acts[flags].std(axis=0).min() > 0.1
+    # the same seed gives the same actions; explore = 0 leaves the pusher untouched
+    a = [PushTExpert(np.random.default_rng(5), explore=0.3).act(state) for _ in range(3)]
+    b = [PushTExpert(np.random.default_rng(5), explore=0.3).act(state) for _ in range(3)]
+    assert np.array_equal(a, b)
+    assert np.array_equal(
+        PushTExpert(np.random.default_rng(1), explore=0.0).act(state),
+        PushTExpert(np.random.default_rng(1)).act(state),
+    )
+    with pytest.raises(ValueError, match="explore must be in"):
+        PushTExpert(explore=1.0)
+
+
 @needs_pymunk
 def test_collection_layout_replay_and_determinism(tmp_path):
     from lewm.data.collect_pusht import collect_pusht

@@ -148,6 +148,24 @@ def test_bad_inputs_raise_clear_errors(tmp_path, tiny_config):
         LeWM.from_pretrained(path)
 
 
+def test_action_normalizer_round_trips_or_says_what_is_missing(tmp_path, tiny_config):
+    import numpy as np
+
+    from lewm.data.normalize import Normalizer
+
+    model = LeWM(tiny_config.model)
+    with pytest.raises(CheckpointError, match="no action normaliser"):
+        model.action_normalizer()
+    model.normalizer = Normalizer.fit({"proprio": np.ones((4, 2))})  # statistics, but not actions
+    with pytest.raises(CheckpointError, match="no action normaliser"):
+        model.action_normalizer()
+    acts = np.random.default_rng(0).normal(3.0, 2.0, size=(50, 2))
+    model.normalizer = Normalizer.fit({"action": acts})
+    loaded = LeWM.from_pretrained(model.save_pretrained(tmp_path / "ckpt"))
+    z = loaded.action_normalizer().normalize("action", acts.astype(np.float32))
+    assert abs(float(z.mean())) < 1e-5 and abs(float(z.std()) - 1.0) < 1e-3
+
+
 def test_single_token_attention_fast_path_is_exact(tiny_config):
     from lewm.models.predictor import _Attention
 

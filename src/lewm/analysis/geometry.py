@@ -161,14 +161,13 @@ def latent_map(model, env: str, n: int = 16, method: str = "auto") -> dict:
 def open_loop(model, data, horizon: int = 10, episodes: int = 64, seed: int = 0) -> dict:
     """Roll out ``horizon`` blocks open-loop from ``history`` real frames with the real actions;
     distance per step to the encoded real frames, beside the copy-last-frame baseline."""
-    if model.normalizer is None or "action" not in model.normalizer:
-        raise ValueError("the checkpoint has no action normaliser; it was not trained by lewm")
+    norm = model.action_normalizer()
     C, f = model.config.predictor.history, model.config.frameskip
     rows = _episode_windows(data, f, C + horizon, episodes, seed)  # (E, C+H)
     px = torch.as_tensor(data.rows("pixels", rows))  # (E, C+H, h, w, 3)
     z = model.encode(px)  # (E, C+H, D)
     act_rows = rows[:, :1] + np.arange((C + horizon - 1) * f)  # (E, (C+H-1) f)
-    act = model.normalizer.normalize("action", data.rows("action", act_rows).astype(np.float32))
+    act = norm.normalize("action", data.rows("action", act_rows).astype(np.float32))
     blocks = torch.as_tensor(act.reshape(len(rows), C + horizon - 1, -1))  # (E, C+H-1, f A)
     hist = blocks[:, : C - 1] if C > 1 else None
     pred = model.rollout(z[:, :C], blocks[:, C - 1 :][:, None], hist)[:, 0]  # (E, H, D)

@@ -174,8 +174,7 @@ def run_surprise(model, env: str, cfg: SurpriseConfig | None = None, resolution:
         raise ValueError(
             f"no surprise trajectories for {env!r}; available: {', '.join(GENERATORS)}"
         )
-    if model.normalizer is None or "action" not in model.normalizer:
-        raise ValueError("the checkpoint has no action normaliser; it was not trained by lewm")
+    norm = model.action_normalizer()
     f = model.config.frameskip
     res = resolution or model.config.encoder.image_size
     trip = GENERATORS[env](cfg.trajectories, cfg.frames * f, cfg.perturb_frame * f, res, cfg.seed)
@@ -187,7 +186,7 @@ def run_surprise(model, env: str, cfg: SurpriseConfig | None = None, resolution:
             raise ValueError(
                 f"{env} actions have {A} dims, the model expects {model.config.action_dim}"
             )
-        blocks = model.normalizer.normalize("action", act).reshape(n, cfg.frames, f * A)
+        blocks = norm.normalize("action", act).reshape(n, cfg.frames, f * A)
         curves[cond] = surprise_curve(
             model.eval(),
             torch.as_tensor(px[:, ::f].copy()).to(dev),

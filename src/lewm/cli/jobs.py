@@ -15,6 +15,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
     extra = {"noise_std": args.noise} if args.noise is not None else {}
     if args.noise is not None and not args.noise >= 0:
         raise ValueError(f"--noise must be >= 0, got {args.noise}")
+    if args.explore is not None:
+        if args.env != "pusht":
+            raise ValueError(f"--explore applies to pusht only, not {args.env!r}")
+        if not 0.0 <= args.explore < 1.0:
+            raise ValueError(f"--explore must be in [0, 1), got {args.explore}")
+        extra["explore"] = args.explore
     stats = COLLECTORS[args.env](
         args.out,
         args.episodes,
@@ -162,6 +168,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="std of the Gaussian action noise of the scripted policy "
         "(default: tworoom 2.0 on a unit direction, pusht 0.1)",
+    )
+    c.add_argument(
+        "--explore",
+        type=float,
+        default=None,
+        help="pusht: fraction of steps spent in random action segments between pushes "
+        "(default 0)",
     )
     c.add_argument("--overwrite", action="store_true")
     c.add_argument("--no-progress", action="store_true")

@@ -21,6 +21,7 @@ def collect_pusht(
     seed: int = 0,
     max_steps: int = 200,
     noise_std: float = 0.1,
+    explore: float = 0.0,
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict:
@@ -47,6 +48,7 @@ def collect_pusht(
         "resolution": resolution,
         "seed": seed,
         "noise_std": noise_std,
+        "explore": explore,
         "max_steps": max_steps,
         "policy": "PushTExpert",
     }
@@ -56,7 +58,9 @@ def collect_pusht(
     with EpisodeWriter(out, overwrite=overwrite, attrs=attrs) as writer:
         for ep_seed in ep_seeds:
             env.reset(seed=int(ep_seed))
-            expert = PushTExpert(np.random.default_rng(int(ep_seed)), noise_std=noise_std)
+            expert = PushTExpert(
+                np.random.default_rng(int(ep_seed)), noise_std=noise_std, explore=explore
+            )
             states = np.empty((max_steps + 1, 7), np.float64)
             actions = np.full((max_steps + 1, 2), np.nan, np.float32)
             states[0] = env.state

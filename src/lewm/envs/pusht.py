@@ -401,6 +401,12 @@ class PushTExpert:
     the straight path crosses it, then pushes into the face while tracking the point as the block
     moves. A new target is drawn when the pose is reached (15 units, pi/12) or after ``timeout``
     steps; Gaussian noise N(0, noise_std^2) is added to every action before clipping to [-1, 1].
+
+    ``explore`` > 0 interleaves random segments (about that fraction of all steps, each
+    ``explore_len`` steps long): an AR(1) action sequence a_t = rho a_{t-1} + sqrt(1 - rho^2) e_t,
+    e_t ~ N(0, s^2), with rho ~ U(0, 0.9) and s ~ U(0.2, 0.6) drawn per segment, so the data spans
+    white-noise jitter to smooth drifts - the kind of action sequences a sampling planner
+    proposes - starting wherever the pusher happens to be (mostly at or near the block).
     Stateful: call :meth:`reset` at the start of each episode.
     """
 
@@ -418,9 +424,19 @@ class PushTExpert:
         cone: float = np.radians(35.0),
         max_shift: float = 150.0,
         max_turn: float = np.pi / 2,
+        explore: float = 0.0,
+        explore_len: tuple[int, int] = (5, 20),
     ) -> None:
         if noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+        if not 0.0 <= explore < 1.0:
+            raise ValueError(f"explore must be in [0, 1), got {explore}")
+        if not 1 <= explore_len[0] <= explore_len[1]:
+            raise ValueError(f"explore_len must be (lo, hi) with 1 <= lo <= hi, got {explore_len}")
+        self.explore, self.explore_len = float(explore), (int(explore_len[0]), int(explore_len[1]))
+        # start probability per expert step so that segments fill ~`explore` of all steps
+        mean_len = 0.5 * (self.explore_len[0] + self.explore_len[1])
+        self._explore_start = self.explore / (mean_len * (1.0 - self.explore))
         self.rng = rng if rng is not None else np.random.default_rng()
         self.noise_std, self.push_speed, self.move_speed = noise_std, push_speed, move_speed
         self.timeout, self.rotation_weight, self.cone = timeout, rotation_weight, cone
@@ -433,6 +449,10 @@ class PushTExpert:
         self._contact: int | None = None
         self._pushing = False
         self._age = 0
+        self._segment = 0  # steps left in the current random segment
+        self._seg_params = (0.0, 0.0)  # (rho, s) of that segment
+        self._prev = np.zeros(2)
+        self.exploring = False
 
     def _new_target(self, block: np.ndarray, angle: float) -> None:
         step = self.rng.uniform(-self.max_shift, self.max_shift, size=2)
@@ -485,6 +505,14 @@ class PushTExpert:
     def act(self, state: np.ndarray) -> np.ndarray:
         """Action (2,) float32 in [-1, 1] for one 7-d (or 5-d) state."""
         s = np.asarray(state, np.float64).reshape(-1)
+        if self.explore > 0 and self._segment == 0 and self.rng.random() < self._explore_start:
+            lo, hi = self.explore_len
+            self._segment = int(self.rng.integers(lo, hi + 1))
+            self._seg_params = (self.rng.uniform(0.0, 0.9), self.rng.uniform(0.2, 0.6))
+            self._prev = np.zeros(2)
+        self.exploring = self._segment > 0  # this action comes from a random segment
+        if self.exploring:
+            return self._random_step()
         agent, block, angle = s[:2], s[2:4], s[4]
         if self.target is None or self._age >= self.timeout or self._reached(block, angle):
             self._new_target(block, angle)
@@ -512,6 +540,15 @@ class PushTExpert:
         if self.noise_std > 0:
             a = a + self.rng.normal(0.0, self.noise_std, size=2)
         return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+    def _random_step(self) -> np.ndarray:
+        rho, sd = self._seg_params
+        a = rho * self._prev + np.sqrt(1.0 - rho**2) * self.rng.normal(0.0, sd, size=2)
+        self._prev = np.clip(a, -1.0, 1.0)
+        self._segment -= 1
+        if self._segment == 0:  # back to pushing: choose the contact afresh from where we are
+            self._contact, self._pushing = None, False
+        return self._prev.astype(np.float32)
 
     def _reached(self, block: np.ndarray, angle: float) -> bool:
         assert self.target is not None

@@ -53,6 +53,16 @@ class LeWM(nn.Module):
         self.normalizer: Normalizer | None = None  # set by training / from_pretrained
         self.metadata: dict[str, Any] = {}
 
+    def action_normalizer(self) -> Normalizer:
+        """The action statistics saved with the model (planning and analysis work in z-scored
+        action space); a clear error for a model that was not trained by ``lewm train``."""
+        if self.normalizer is None or "action" not in self.normalizer:
+            raise CheckpointError(
+                "the checkpoint has no action normaliser (normalizer.json); it was not trained by "
+                "`lewm train` - retrain it, or set model.normalizer = Normalizer.fit({'action': A})"
+            )
+        return self.normalizer
+
     # -- protocol attributes -------------------------------------------------------------------
     @property
     def history(self) -> int:

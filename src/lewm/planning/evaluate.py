@@ -326,9 +326,7 @@ def _build_controller(model, cfg: EvalConfig, action_dim: int, device):
     from lewm.planning.mpc import MPCController, Planner
     from lewm.planning.solvers import make_solver
 
-    if model.normalizer is None or "action" not in model.normalizer:
-        raise DataError("the checkpoint has no action normaliser; it was not trained by lewm train")
-    norm = model.normalizer
+    norm = model.action_normalizer()
     solver = make_solver(
         cfg.solver,
         num_samples=cfg.num_samples,

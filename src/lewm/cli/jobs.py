@@ -173,8 +173,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--explore",
         type=float,
         default=None,
-        help="pusht: fraction of steps spent in random action segments between pushes "
-        "(default 0)",
+        help="pusht: fraction of steps spent in random action segments between pushes (default 0)",
     )
     c.add_argument("--overwrite", action="store_true")
     c.add_argument("--no-progress", action="store_true")

@@ -23,16 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from lewm.analysis.probe import QUANTITIES, score
 from lewm.config import apply_overrides, preset
 from lewm.data.hdf5 import EpisodeDataset
 from lewm.models import LeWM
-
-
-def pearson(pred: np.ndarray, target: np.ndarray) -> float:
-    """Mean over columns of Pearson r between (N, K) predictions and targets."""
-    p, t = pred - pred.mean(0), target - target.mean(0)
-    r = (p * t).sum(0) / np.sqrt((p**2).sum(0) * (t**2).sum(0) + 1e-12)
-    return float(r.mean())
 
 
 def main() -> None:
@@ -65,8 +59,8 @@ def main() -> None:
     def batch(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         rows = np.sort(rows)
         px = torch.as_tensor(ds.rows("pixels", rows))[:, None]  # (N, 1, h, w, 3)
-        ang = ds.rows("state", rows)[:, 4].astype(np.float64)
-        y = torch.as_tensor(np.stack([np.sin(ang), np.cos(ang)], 1), dtype=torch.float32)
+        angle = QUANTITIES["pusht"]["angle"]  # (sin, cos), the target the probes use
+        y = torch.as_tensor(angle(ds.rows("state", rows).astype(np.float64)), dtype=torch.float32)
         return px, y
 
     cfg = apply_overrides(preset("cpu"), a.overrides)
@@ -84,7 +78,7 @@ def main() -> None:
                 preds.append(head(model.encode(px)[:, 0]).numpy())
                 ys.append(y.numpy())
         model.train()
-        return pearson(np.concatenate(preds), np.concatenate(ys))
+        return score(np.concatenate(ys), np.concatenate(preds))["r"]  # the probes' Pearson r
 
     curve, t0 = [], time.perf_counter()
     r0 = evaluate()

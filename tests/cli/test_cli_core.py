@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from lewm.cli.main import main
 
 
@@ -56,3 +58,15 @@ def test_eval_sample_defaults_per_solver():
     assert eval_config_from_args(parse(["eval", "run", "--solver", "adam"])).num_samples == 100
     args = parse(["eval", "run", "--solver", "adam", "--samples", "20"])
     assert eval_config_from_args(args).num_samples == 20
+
+
+def test_eval_cost_option_reaches_the_config():
+    from lewm.cli.jobs import eval_config_from_args
+    from lewm.cli.main import build_parser
+
+    parse = build_parser().parse_args
+    assert eval_config_from_args(parse(["eval", "run"])).cost == "terminal"
+    cfg = eval_config_from_args(parse(["eval", "run", "--cost", "path"]))
+    assert cfg.cost == "path"
+    with pytest.raises(SystemExit):  # argparse rejects an unknown mode before any work
+        parse(["eval", "run", "--cost", "final"])

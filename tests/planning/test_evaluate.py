@@ -43,6 +43,17 @@ def test_eval_runs_writes_outputs_and_is_deterministic(tworoom_run, tmp_path):
     assert c.tasks != a.tasks
 
 
+def test_path_cost_reaches_the_planner_and_the_record(tworoom_run, tmp_path):
+    from lewm.planning.evaluate import _build_controller
+
+    model = LeWM.from_pretrained(tworoom_run / "run")
+    assert _build_controller(model, _small(), 2, "cpu").planner.objective.mode == "terminal"
+    assert _build_controller(model, _small(cost="path"), 2, "cpu").planner.objective.mode == "path"
+    res = evaluate(model, "tworoom", tworoom_run / "tr.h5", _small(cost="path"), out_dir=tmp_path)
+    assert len(res.successes) == 4
+    assert json.loads((tmp_path / "eval.json").read_text())["settings"]["cost"] == "path"
+
+
 def test_random_policy_and_budget_accounting(tworoom_run):
     res = evaluate(None, "tworoom", tworoom_run / "tr.h5", _small(policy="random", episodes=6))
     for s, n in zip(res.successes, res.steps_to_success, strict=True):
@@ -74,6 +85,8 @@ def test_heldout_split_uses_the_models_validation_episodes(tworoom_run):
 def test_eval_bad_inputs(tworoom_run, tmp_path, capsys):
     with pytest.raises(ConfigError, match="smaller than --goal-offset"):
         EvalConfig(budget=10, goal_offset=25)
+    with pytest.raises(ConfigError, match="--cost"):
+        EvalConfig(cost="final")
     assert main(["eval", str(tworoom_run / "run"), "--env", "maze"]) == 2
     assert "unknown environment 'maze'" in capsys.readouterr().err
     # a dataset without a state column

@@ -201,3 +201,16 @@ def test_goal_cost_is_terminal_squared_distance():
         GoalCost()(z_pred, torch.ones(2, 5))
     with pytest.raises(ValueError, match="z_pred"):
         GoalCost()(z_pred[0], z_goal)
+
+
+def test_path_cost_averages_every_predicted_step():
+    # candidate 0 reaches the goal at step 1 and stays; candidate 1 arrives only at the last step
+    z_goal = torch.zeros(1, 2)
+    z_pred = torch.zeros(1, 2, 4, 2)
+    z_pred[0, 0, 0] = torch.tensor([2.0, 0.0])
+    z_pred[0, 1, :3] = torch.tensor([2.0, 0.0])
+    terminal, path = GoalCost("terminal")(z_pred, z_goal), GoalCost("path")(z_pred, z_goal)
+    torch.testing.assert_close(terminal, torch.tensor([[0.0, 0.0]]))  # terminal: a tie
+    torch.testing.assert_close(path, torch.tensor([[1.0, 3.0]]))  # path: early arrival wins
+    with pytest.raises(ValueError, match="cost mode"):
+        GoalCost("final")

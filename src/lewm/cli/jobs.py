@@ -51,6 +51,7 @@ def eval_config_from_args(args: argparse.Namespace):
         horizon=args.horizon,
         receding=args.receding,
         context=args.context,
+        cost=args.cost,
         seed=args.seed,
         num_gifs=args.gifs,
     )
@@ -140,6 +141,13 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--horizon", type=int, default=5, help="action blocks per plan")
     p.add_argument("--receding", type=int, default=5, help="blocks executed before replanning")
     p.add_argument("--context", type=int, default=1, help="observed frames given to the model")
+    p.add_argument(
+        "--cost",
+        default="terminal",
+        choices=["terminal", "path"],
+        help="planning cost: distance of the last predicted latent to the goal (paper) or the "
+        "mean over all predicted latents (rewards reaching the goal early)",
+    )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--gifs", type=int, default=4)
     p.add_argument(

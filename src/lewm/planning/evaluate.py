@@ -39,6 +39,7 @@ class EvalConfig:
     horizon: int = 5  # action blocks per plan
     receding: int = 5  # blocks executed before replanning (the paper: the whole plan)
     context: int = 1  # observed frames given to the predictor (the reference plans with 1)
+    cost: str = "terminal"  # "terminal" (paper: last predicted latent) or "path" (mean over H)
     seed: int = 42
     num_gifs: int = 4
 
@@ -64,6 +65,10 @@ class EvalConfig:
             )
         if self.context < 1:
             raise ConfigError(f"--context must be >= 1, got {self.context}")
+        from lewm.planning.objective import COSTS
+
+        if self.cost not in COSTS:
+            raise ConfigError(f"--cost must be one of {', '.join(COSTS)}, got {self.cost!r}")
 
 
 def sample_tasks(
@@ -324,6 +329,7 @@ def evaluate_distributed(model, env_name: str, data, cfg: EvalConfig, out_dir, i
 
 def _build_controller(model, cfg: EvalConfig, action_dim: int, device):
     from lewm.planning.mpc import MPCController, Planner
+    from lewm.planning.objective import GoalCost
     from lewm.planning.solvers import make_solver
 
     norm = model.action_normalizer()
@@ -334,7 +340,13 @@ def _build_controller(model, cfg: EvalConfig, action_dim: int, device):
         iterations=cfg.iterations,
         seed=cfg.seed,
     )
-    planner = Planner(model.to(device).eval(), solver, horizon=cfg.horizon, receding=cfg.receding)
+    planner = Planner(
+        model.to(device).eval(),
+        solver,
+        objective=GoalCost(cfg.cost),
+        horizon=cfg.horizon,
+        receding=cfg.receding,
+    )
     return MPCController(
         planner,
         frameskip=model.config.frameskip,

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from torch import Tensor
 
+COSTS = ("terminal", "path")
+
 
 class GoalCost:
-    """Terminal goal cost ``||z_H - z_goal||^2`` summed over the latent dimensions.
+    """Goal cost from the squared latent distance ``||z_h - z_goal||^2`` (summed over D).
 
-    Only the last predicted latent is scored (paper eq. 4; the reference ``GoalMSE`` with
-    reduction 'sum'); intermediate predictions are ignored. Computed in float32 whatever the
-    model's dtype.
+    - ``"terminal"`` (default, paper eq. 4; the reference ``GoalMSE`` with reduction 'sum'): only
+      the last predicted latent z_H is scored.
+    - ``"path"``: the mean over all H predicted latents. A plan that reaches the goal early and
+      stays there costs less than one that arrives at the last step, which suits success "at any
+      step" and frequent replanning (a terminal cost re-aims at H blocks ahead on every replan).
+
+    Computed in float32 whatever the model's dtype.
     """
+
+    def __init__(self, mode: str = "terminal") -> None:
+        if mode not in COSTS:
+            raise ValueError(f"cost mode must be one of {COSTS}, got {mode!r}")
+        self.mode = mode
 
     def __call__(self, z_pred: Tensor, z_goal: Tensor) -> Tensor:
         # z_pred (B, S, H, D) predicted latents; z_goal (B, D) goal latents -> cost (B, S)
@@ -23,9 +34,11 @@ class GoalCost:
                 f"z_goal must be (B, D) = ({B}, {D}) to match z_pred {tuple(z_pred.shape)}, "
                 f"got {tuple(z_goal.shape)}"
             )
-        diff = z_pred[:, :, -1].float() - z_goal[:, None].float()  # (B, S, D)
-        cost = diff.pow(2).sum(dim=-1)  # (B, S)
-        return cost
+        if self.mode == "terminal":
+            diff = z_pred[:, :, -1].float() - z_goal[:, None].float()  # (B, S, D)
+            return diff.pow(2).sum(dim=-1)  # (B, S)
+        diff = z_pred.float() - z_goal[:, None, None].float()  # (B, S, H, D)
+        return diff.pow(2).sum(dim=-1).mean(dim=-1)  # (B, S)
 
     def __repr__(self) -> str:
-        return "GoalCost()"
+        return f"GoalCost({self.mode!r})"

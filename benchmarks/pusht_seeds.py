@@ -23,7 +23,7 @@ from pathlib import Path
 
 # The CPU preset (64 px CNN, history 3 as the paper's Push-T) with a larger predictor (1.15 M
 # parameters instead of 183 k) and a shorter schedule: the best CPU recipe so far
-# (docs/results.md, Push-T, session 3).
+# (docs/results.md, Push-T, sessions 3-4; 13,000 steps since session 4).
 RECIPE = [
     "train.batch_size=64",
     "train.val_every=1000",
@@ -89,7 +89,7 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=2000, help="episodes collected per seed")
     p.add_argument("--noise", type=float, default=0.3, help="pusher action noise")
     p.add_argument("--explore", type=float, default=0.3, help="pusher random-segment fraction")
-    p.add_argument("--steps", type=int, default=8000, help="training steps")
+    p.add_argument("--steps", type=int, default=13000, help="training steps (~51 min on 2 cores)")
     p.add_argument("--table-only", action="store_true", help="only read existing summaries")
     p.add_argument("extra", nargs="*", help="more config overrides, e.g. train.lr=5e-4")
     a = p.parse_args()

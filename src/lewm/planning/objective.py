@@ -34,10 +34,8 @@ class GoalCost:
                 f"z_goal must be (B, D) = ({B}, {D}) to match z_pred {tuple(z_pred.shape)}, "
                 f"got {tuple(z_goal.shape)}"
             )
-        if self.mode == "terminal":
-            diff = z_pred[:, :, -1].float() - z_goal[:, None].float()  # (B, S, D)
-            return diff.pow(2).sum(dim=-1)  # (B, S)
-        diff = z_pred.float() - z_goal[:, None, None].float()  # (B, S, H, D)
+        scored = z_pred[:, :, -1:] if self.mode == "terminal" else z_pred  # (B, S, 1 or H, D)
+        diff = scored.float() - z_goal[:, None, None].float()
         return diff.pow(2).sum(dim=-1).mean(dim=-1)  # (B, S)
 
     def __repr__(self) -> str:

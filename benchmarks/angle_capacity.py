@@ -23,9 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from lewm.analysis.probe import QUANTITIES, score
+from lewm.analysis.probe import score
 from lewm.config import apply_overrides, preset
 from lewm.data.hdf5 import EpisodeDataset
+from lewm.envs import get_spec
 from lewm.models import LeWM
 
 
@@ -59,7 +60,7 @@ def main() -> None:
     def batch(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         rows = np.sort(rows)
         px = torch.as_tensor(ds.rows("pixels", rows))[:, None]  # (N, 1, h, w, 3)
-        angle = QUANTITIES["pusht"]["angle"]  # (sin, cos), the target the probes use
+        angle = get_spec("pusht").quantities["angle"]  # (sin, cos), the target the probes use
         y = torch.as_tensor(angle(ds.rows("state", rows).astype(np.float64)), dtype=torch.float32)
         return px, y
 

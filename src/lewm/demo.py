@@ -10,67 +10,30 @@ import logging
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DemoRecipe:
-    train_episodes: int
-    eval_episodes_file: int  # episodes in the separate held-out file
-    overrides: list[str]
-    eval_episodes: int
-    samples: int
-    iterations: int
-    receding: int
+    preset: str  # model, training and evaluation settings: a named preset of lewm.config
+    train_episodes: int  # episodes in the training file
+    heldout_episodes: int  # episodes in the separate held-out file the tasks come from
     resolution: int = 64
-    extra: dict = field(default_factory=dict)
 
 
-# Two-Room recipe: the cpu preset with the paper's Two-Room history N = 1.
-FULL = DemoRecipe(
-    train_episodes=2000,
-    eval_episodes_file=300,
-    overrides=[
-        "model.predictor.history=1",
-        "train.steps=1500",
-        "train.batch_size=64",
-        "train.lr=1e-3",
-        "train.val_every=250",
-        "train.ckpt_every=500",
-    ],
-    eval_episodes=50,
-    samples=300,
-    iterations=30,
-    receding=5,
-)
-QUICK = DemoRecipe(
-    train_episodes=300,
-    eval_episodes_file=60,
-    overrides=[
-        "model.predictor.history=1",
-        "train.steps=150",
-        "train.batch_size=64",
-        "train.lr=1e-3",
-        "train.val_every=50",
-        "train.ckpt_every=150",
-        "train.log_every=10",
-    ],
-    eval_episodes=10,
-    samples=100,
-    iterations=10,
-    receding=5,
-)
+FULL = DemoRecipe("tworoom-cpu", train_episodes=2000, heldout_episodes=300)
+QUICK = DemoRecipe("tworoom-quick", train_episodes=300, heldout_episodes=60)
 
 
 def run_demo(out: str | Path, quick: bool = False, seed: int = 0, overwrite: bool = False) -> dict:
     from lewm.analysis.plots import plot_training_curves
     from lewm.config import apply_overrides, preset
-    from lewm.data.collect import collect_tworoom
-    from lewm.models import LeWM
-    from lewm.planning.evaluate import EvalConfig, evaluate
+    from lewm.envs import get_spec
+    from lewm.models import load
+    from lewm.planning.evaluate import evaluate
     from lewm.training.trainer import train
     from lewm.utils.io import write_json
 
@@ -94,42 +57,38 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0, overwrite: boo
     log.info(
         "demo: collecting %d + %d Two-Room episodes",
         recipe.train_episodes,
-        recipe.eval_episodes_file,
+        recipe.heldout_episodes,
     )
+    tworoom = get_spec("tworoom")
     train_h5, heldout_h5 = out / "tworoom_train.h5", out / "tworoom_heldout.h5"
-    collect_tworoom(
+    tworoom.collect(
         train_h5, recipe.train_episodes, resolution=recipe.resolution, seed=seed, progress=progress
     )
-    collect_tworoom(
+    tworoom.collect(
         heldout_h5,
-        recipe.eval_episodes_file,
+        recipe.heldout_episodes,
         resolution=recipe.resolution,
         seed=seed + 10_000,
         progress=progress,
     )
     stage("collect")
 
-    cfg = apply_overrides(preset("cpu"), recipe.overrides + [f"train.seed={seed}"])
-    log.info("demo: training the cpu preset for %d steps", cfg.train.steps)
+    # the tasks come from the held-out file (split "all"), seeded with the demo's seed
+    cfg = apply_overrides(
+        preset(recipe.preset),
+        [f"train.seed={seed}", f"eval.seed={42 + seed}", "eval.split=all"],
+    )
+    log.info("demo: training preset %r for %d steps", recipe.preset, cfg.train.steps)
     res = train(cfg, train_h5, out / "run", progress=progress)
     plot_training_curves(out / "run" / "metrics.jsonl", out / "training_curves.png")
     stage("train")
 
-    model = LeWM.from_pretrained(res.model_dir)
-    ecfg = EvalConfig(
-        episodes=recipe.eval_episodes,
-        num_samples=recipe.samples,
-        iterations=recipe.iterations,
-        receding=recipe.receding,
-        seed=42 + seed,
-        split="all",
-    )
+    model = load(res.model_dir)
+    ecfg = cfg.eval
     log.info("demo: planning on %d held-out tasks", ecfg.episodes)
-    plan = evaluate(model, "tworoom", heldout_h5, ecfg, out_dir=out / "eval")
+    plan = evaluate(model, "tworoom", heldout_h5, ecfg, out_dir=out / "eval", progress=progress)
     stage("eval")
-    rnd_cfg = EvalConfig(
-        episodes=recipe.eval_episodes, policy="random", seed=42 + seed, split="all", num_gifs=0
-    )
+    rnd_cfg = replace(ecfg, policy="random", num_gifs=0)
     rnd = evaluate(None, "tworoom", heldout_h5, rnd_cfg, out_dir=out / "eval_random")
     stage("random_baseline")
 
@@ -146,6 +105,7 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0, overwrite: boo
         "total_seconds": round(time.perf_counter() - t0, 1),
         "seed": seed,
         "quick": quick,
+        "preset": recipe.preset,
         "artefacts": {
             "checkpoint": str(res.model_dir),
             "metrics": str(out / "run" / "metrics.jsonl"),

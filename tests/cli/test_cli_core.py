@@ -5,6 +5,8 @@ import sys
 import pytest
 
 from lewm.cli.main import main
+from lewm.config import preset
+from lewm.utils.config import ConfigError
 
 
 def test_help_runs_as_console_script():
@@ -49,15 +51,66 @@ def test_user_errors_are_one_line(tmp_path, toy_h5, capsys):
     assert "train.lr must be > 0" in capsys.readouterr().err
 
 
-def test_eval_sample_defaults_per_solver():
+def test_eval_flags_are_aliases_of_the_eval_config_keys():
+    from lewm.cli.jobs import eval_config_from_args
+    from lewm.cli.main import build_parser
+
+    def parse(argv):  # as main() does: overrides may follow options
+        args, extra = build_parser().parse_known_args(argv)
+        args.overrides = [*args.overrides, *extra]
+        return args
+
+    cfg = eval_config_from_args(parse(["eval", "run"]))
+    assert cfg == preset("paper").eval  # no flag given: the defaults, written once
+    assert cfg.solver.kind == "cem" and cfg.solver.num_samples == 300
+    # each solver's own default: gradient restarts are each a backward pass (reference: 100)
+    assert (
+        eval_config_from_args(parse(["eval", "run", "--solver", "adam"])).solver.num_samples == 100
+    )
+    args = parse(["eval", "run", "--solver", "adam", "--samples", "20", "--iterations", "7"])
+    adam = eval_config_from_args(args).solver
+    assert (adam.kind, adam.num_samples, adam.steps) == ("adam", 20, 7)  # iterations -> steps
+    # flags and key=value overrides reach the same fields
+    via_keys = parse(
+        ["eval", "run", "eval.episodes=7", "eval.solver.kind=icem", "eval.solver.noise_beta=1"]
+    )
+    via_flags = parse(
+        ["eval", "run", "--episodes", "7", "--solver", "icem", "eval.solver.noise_beta=1"]
+    )
+    a, b = eval_config_from_args(via_keys), eval_config_from_args(via_flags)
+    assert a == b and a.episodes == 7 and a.solver.noise_beta == 1.0
+    assert eval_config_from_args(parse(["eval", "run", "--preset", "tworoom-quick"])).episodes == 10
+
+
+def test_eval_flags_and_overrides_are_checked(capsys):
     from lewm.cli.jobs import eval_config_from_args
     from lewm.cli.main import build_parser
 
     parse = build_parser().parse_args
-    assert eval_config_from_args(parse(["eval", "run"])).num_samples == 300
-    assert eval_config_from_args(parse(["eval", "run", "--solver", "adam"])).num_samples == 100
-    args = parse(["eval", "run", "--solver", "adam", "--samples", "20"])
-    assert eval_config_from_args(args).num_samples == 20
+    with pytest.raises(
+        ConfigError, match=r"--elites \(num_elites\) is not a setting of solver 'adam'"
+    ):
+        eval_config_from_args(parse(["eval", "run", "--solver", "adam", "--elites", "5"]))
+    with pytest.raises(ConfigError, match="'train.lr' is not an evaluation setting"):
+        eval_config_from_args(parse(["eval", "run", "train.lr=1"]))
+    with pytest.raises(ConfigError, match=r"eval.solver.num_samples must be >= 1, got 0"):
+        eval_config_from_args(parse(["eval", "run", "--samples", "0"]))
+    with pytest.raises(ConfigError, match=r"unknown solver 'cma'"):
+        eval_config_from_args(parse(["eval", "run", "--solver", "cma"]))
+
+
+def test_presets_and_config_commands(capsys):
+    assert main(["presets"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("paper", "cpu", "tiny", "tworoom-cpu", "pusht-cpu"):
+        assert f"\n{name} " in "\n" + listed
+    assert main(["config", "--preset", "pusht-cpu", "train.lr=3e-4"]) == 0
+    tree = json.loads(capsys.readouterr().out)
+    assert tree["train"]["lr"] == 3e-4 and tree["train"]["steps"] == 13000
+    assert tree["model"]["kind"] == "lewm" and tree["model"]["predictor"]["depth"] == 4
+    assert tree["eval"]["solver"]["kind"] == "cem"
+    assert main(["config", "model.predictor.depht=2"]) == 2
+    assert "unknown config key 'model.predictor.depht'" in capsys.readouterr().err
 
 
 def test_eval_cost_option_reaches_the_config():

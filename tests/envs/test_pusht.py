@@ -227,9 +227,8 @@ def test_expert_exploration_segments_fill_the_requested_fraction():
 
 @needs_pymunk
 def test_collection_layout_replay_and_determinism(tmp_path):
-    from lewm.data.collect_pusht import collect_pusht
     from lewm.data.hdf5 import EpisodeDataset
-    from lewm.envs.pusht import PushTEnv
+    from lewm.envs.pusht import PushTEnv, collect_pusht
 
     kw = {"resolution": 16, "max_steps": 30, "progress": False}
     stats = collect_pusht(tmp_path / "a.h5", 2, seed=5, **kw)

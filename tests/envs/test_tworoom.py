@@ -35,7 +35,7 @@ def test_gymnasium_make_registry_and_make_env():
     bare = make_env("tworoom", resolution=48)
     assert isinstance(bare, TwoRoomEnv) and bare.resolution == 48
     assert "tworoom" in ENV_NAMES and lewm.envs.ENV_IDS["tworoom"] == "lewm/TwoRoom-v0"
-    with pytest.raises(ValueError, match="unknown environment 'maze'; available: tworoom"):
+    with pytest.raises(ValueError, match="unknown environment 'maze'; available: pusht, tworoom"):
         make_env("maze")
 
 
@@ -282,7 +282,7 @@ def test_expert_heads_for_the_door_then_the_target():
 
 
 def test_agent_colour_override_changes_only_the_dot():
-    from lewm.envs.tworoom import DEFAULT_LAYOUT, _render_coloured, render_batch
+    from lewm.envs.tworoom.render import _render_coloured
 
     st = np.array([[60.0, 80.0], [150.0, 40.0]], np.float32)
     red = render_batch(st, 32)

@@ -5,7 +5,6 @@ import torch
 
 from lewm.config import apply_overrides, preset
 from lewm.models import LeWM
-from lewm.models.fast_rollout import block_forward
 
 
 def _model(history: int, depth: int = 2, seed: int = 0) -> LeWM:
@@ -71,8 +70,8 @@ def test_naive_cache_after_the_window_slides_is_not_exact():
     mod = blk.adaLN_modulation(torch.randn(1, 3, D))
     with torch.no_grad():
         # window (t0, t1) at positions (0, 1), then the window slides to (t1, t2)
-        _, (k, v) = block_forward(blk, z[:, :2] + pos, mod[:, :2], None, False)
-        exact, _ = block_forward(blk, z[:, 1:] + pos, mod[:, 1:], None, False)
+        _, (k, v) = blk(z[:, :2] + pos, mod[:, :2], keep_kv=True)
+        exact, _ = blk(z[:, 1:] + pos, mod[:, 1:])
         stale_past = (k[:, :, 1:], v[:, :, 1:])  # t1's keys computed at position 1, not 0
-        naive, _ = block_forward(blk, z[:, 2:] + pos[:, 1:], mod[:, 2:], stale_past, False)
+        naive, _ = blk(z[:, 2:] + pos[:, 1:], mod[:, 2:], stale_past)
     assert not torch.allclose(naive[:, -1], exact[:, -1], atol=1e-3)

@@ -167,12 +167,13 @@ def test_action_normalizer_round_trips_or_says_what_is_missing(tmp_path, tiny_co
 
 
 def test_single_token_attention_fast_path_is_exact(tiny_config):
-    from lewm.models.predictor import _Attention
+    from lewm.models.predictor import Attention
 
-    attn = _Attention(16, tiny_config.model.predictor).eval()
+    attn = Attention(16, tiny_config.model.predictor).eval()
     x = torch.randn(5, 1, 16)
     with torch.no_grad():
-        fast = attn(x)
+        fast, kv = attn(x)
+        assert kv is None  # nobody asked for keys/values
         q, k, v = attn.to_qkv(attn.norm(x)).view(5, 1, 3, 2, 8).permute(2, 0, 3, 1, 4)
         ref = torch.nn.functional.scaled_dot_product_attention(q, k, v)
         ref = attn.to_out(ref.transpose(1, 2).reshape(5, 1, 16))

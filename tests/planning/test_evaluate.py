@@ -5,9 +5,10 @@ import pytest
 
 from lewm.cli.main import main
 from lewm.config import ConfigError, apply_overrides, preset
-from lewm.data.collect import collect_tworoom
 from lewm.data.hdf5 import DataError, EpisodeWriter
+from lewm.envs.tworoom import collect_tworoom
 from lewm.models import LeWM
+from lewm.planning import CEMConfig
 from lewm.planning.evaluate import EvalConfig, evaluate, sample_tasks
 from lewm.training.trainer import train
 
@@ -25,7 +26,8 @@ def tworoom_run(tmp_path_factory):
 
 
 def _small(**kw):
-    base = dict(episodes=4, num_samples=16, num_elites=4, iterations=2, num_gifs=1, split="all")
+    solver = CEMConfig(num_samples=16, num_elites=4, iterations=2)
+    base = dict(episodes=4, solver=solver, num_gifs=1, split="all")
     return EvalConfig(**{**base, **kw})
 
 
@@ -47,8 +49,13 @@ def test_path_cost_reaches_the_planner_and_the_record(tworoom_run, tmp_path):
     from lewm.planning.evaluate import _build_controller
 
     model = LeWM.from_pretrained(tworoom_run / "run")
-    assert _build_controller(model, _small(), 2, "cpu").planner.objective.mode == "terminal"
-    assert _build_controller(model, _small(cost="path"), 2, "cpu").planner.objective.mode == "path"
+    lo, hi = np.full(2, -1.0), np.full(2, 1.0)
+    ctrl = _build_controller(model, _small(), lo, hi, "cpu")
+    assert ctrl.planner.objective.mode == "terminal"
+    assert (
+        _build_controller(model, _small(cost="path"), lo, hi, "cpu").planner.objective.mode
+        == "path"
+    )
     res = evaluate(model, "tworoom", tworoom_run / "tr.h5", _small(cost="path"), out_dir=tmp_path)
     assert len(res.successes) == 4
     assert json.loads((tmp_path / "eval.json").read_text())["settings"]["cost"] == "path"
@@ -83,9 +90,9 @@ def test_heldout_split_uses_the_models_validation_episodes(tworoom_run):
 
 
 def test_eval_bad_inputs(tworoom_run, tmp_path, capsys):
-    with pytest.raises(ConfigError, match="smaller than --goal-offset"):
+    with pytest.raises(ConfigError, match=r"eval.budget \(10\) is smaller than eval.goal_offset"):
         EvalConfig(budget=10, goal_offset=25)
-    with pytest.raises(ConfigError, match="--cost"):
+    with pytest.raises(ConfigError, match="eval.cost must be one of.*'final'"):
         EvalConfig(cost="final")
     assert main(["eval", str(tworoom_run / "run"), "--env", "maze"]) == 2
     assert "unknown environment 'maze'" in capsys.readouterr().err

@@ -23,9 +23,10 @@ from lewm.cli.main import main as cli_main
 from lewm.config import Config, ConfigError, apply_overrides, preset
 from lewm.losses import LeWMObjective, SIGReg
 from lewm.models import LeWM
-from lewm.training import distributed as dist_utils
-from lewm.training.distributed import DistInfo, DistributedError, GlobalBatchNorm
+from lewm.training.batchnorm import GlobalBatchNorm, convert_batchnorm
 from lewm.training.trainer import Trainer, train
+from lewm.utils import distributed as dist_utils
+from lewm.utils.distributed import DistInfo, DistributedError
 
 WORLD = 2
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -91,7 +92,7 @@ def _one_step(rank: int, root: Path) -> None:
         model = LeWM(inp["model_config"])
         model.load_state_dict(inp["state"])
         if sync:
-            dist_utils.convert_batchnorm(model)
+            convert_batchnorm(model)
         net = torch.nn.parallel.DistributedDataParallel(model)
         objective = LeWMObjective(0.09, SIGReg(num_proj=32, seed=5, distributed=True))
         terms = _step(net, objective, inp["pixels"][shard], inp["blocks"][shard])
@@ -284,7 +285,7 @@ def test_global_batchnorm_without_process_group_is_batchnorm(tiny_config):
     model = LeWM(tiny_config.model)
     ref = LeWM(tiny_config.model)
     ref.load_state_dict(model.state_dict())
-    dist_utils.convert_batchnorm(model)
+    convert_batchnorm(model)
     kinds = {type(m) for m in model.modules()}
     assert GlobalBatchNorm in kinds and torch.nn.BatchNorm1d not in kinds
     assert model.state_dict().keys() == ref.state_dict().keys()

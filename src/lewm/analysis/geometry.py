@@ -1,5 +1,5 @@
-"""Latent geometry: temporal straightness (paper Eq. 9), a 2-D map of latents over a grid of
-states (paper Fig. 9), and open-loop rollouts against encoded real frames."""
+"""Latent geometry: temporal straightness over a dataset (paper Eq. 9), a 2-D map of latents
+over a grid of states (paper Fig. 9), and open-loop rollouts against encoded real frames."""
 
 from __future__ import annotations
 
@@ -11,16 +11,9 @@ import torch
 from scipy import stats
 from scipy.spatial.distance import pdist
 
-
-def straightness(z: torch.Tensor, per_sequence: bool = False) -> torch.Tensor:
-    """Mean cosine between consecutive latent velocities (paper Eq. 9); z (B, T, D), T >= 3.
-
-    Returns the scalar mean, or with ``per_sequence`` the mean of each sequence (B,)."""
-    if z.ndim != 3 or z.shape[1] < 3:
-        raise ValueError(f"straightness needs z of shape (B, T >= 3, D), got {tuple(z.shape)}")
-    v = z[:, 1:] - z[:, :-1]  # (B, T-1, D)
-    cos = torch.nn.functional.cosine_similarity(v[:, 1:], v[:, :-1], dim=-1)  # (B, T-2)
-    return cos.mean(1) if per_sequence else cos.mean()
+from lewm.envs import ENVS, get_spec
+from lewm.losses.metrics import straightness
+from lewm.utils.progress import progress_bar
 
 
 def _episode_windows(data, frameskip: int, frames: int, max_windows: int, seed: int):
@@ -44,19 +37,27 @@ def _episode_windows(data, frameskip: int, frames: int, max_windows: int, seed: 
 
 @torch.inference_mode()
 def dataset_straightness(
-    model, data, frames: int | None = None, max_windows: int = 2000, seed: int = 0
+    model,
+    data,
+    frames: int | None = None,
+    max_windows: int = 2000,
+    seed: int = 0,
+    progress: bool | None = False,
 ) -> dict:
     """Eq. 9 over windows of ``frames`` consecutive block-start frames of an episode file
     (default history + 1, the training clip, so the number matches ``train/straightness``;
     at least 3, the fewest Eq. 9 is defined on)."""
-    frames = frames or max(3, model.config.predictor.history + 1)
+    frames = frames or max(3, model.history + 1)
     if frames < 3:
         raise ValueError(f"straightness needs windows of >= 3 frames, got {frames}")
-    rows = _episode_windows(data, model.config.frameskip, frames, max_windows, seed)
+    rows = _episode_windows(data, model.frameskip, frames, max_windows, seed)  # (W, frames)
     vals = []
+    bar = progress_bar(len(rows), "straightness", progress, unit="window")
     for i in range(0, len(rows), 128):
-        px = torch.as_tensor(data.rows("pixels", rows[i : i + 128]))
+        px = torch.as_tensor(data.rows("pixels", rows[i : i + 128]))  # (b, frames, h, w, 3)
         vals.append(straightness(model.encode(px), per_sequence=True))  # (b,)
+        bar.update(len(px))
+    bar.close()
     per = torch.cat(vals).numpy()
     return {
         "straightness": float(per.mean()),
@@ -67,41 +68,6 @@ def dataset_straightness(
 
 
 # -- latent map over a grid of states ----------------------------------------------------------
-def state_grid(env: str, n: int = 16) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """States on an n x n grid and the 2-D position that colours them.
-
-    Two-Room: the agent on the free cells of the grid. Push-T: the block (fixed angle) on the
-    grid with the agent parked in a corner, so the map shows how block position is laid out.
-    Returns states (M, S), positions (M, 2), the names of the two position axes.
-    """
-    if env == "tworoom":
-        from lewm.envs.tworoom import DEFAULT_LAYOUT, HI, LO
-
-        g = np.linspace(LO, HI, n, dtype=np.float32)
-        xy = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
-        xy = xy[DEFAULT_LAYOUT.is_free(xy)]
-        return xy, xy, ["agent x", "agent y"]
-    if env == "pusht":
-        g = np.linspace(140.0, 372.0, n)
-        bxy = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
-        st = np.zeros((len(bxy), 7))
-        st[:, 0:2] = 40.0
-        st[:, 2:4] = bxy
-        st[:, 4] = np.pi / 4
-        return st, bxy, ["block x", "block y"]
-    raise ValueError(f"no state grid for {env!r}; available: tworoom, pusht")
-
-
-def render_states(env: str, states: np.ndarray, resolution: int) -> np.ndarray:
-    if env == "tworoom":
-        from lewm.envs.tworoom import render_batch
-
-        return render_batch(states, resolution)
-    from lewm.envs.pusht import render_batch
-
-    return render_batch(states, resolution)
-
-
 def resolve_method(method: str) -> str:
     """ "auto" -> "tsne" when scikit-learn is installed, else "pca"; other names unchanged."""
     if method != "auto":
@@ -137,8 +103,12 @@ def embed_2d(z: np.ndarray, method: str = "auto", seed: int = 0) -> np.ndarray:
 @torch.inference_mode()
 def latent_map(model, env: str, n: int = 16, method: str = "auto") -> dict:
     """Encode a grid of states; 2-D map; how well latent distances follow state distances."""
-    states, pos, names = state_grid(env, n)
-    px = torch.as_tensor(render_states(env, states, model.config.encoder.image_size))
+    spec = get_spec(env)
+    if spec.state_grid is None:
+        have = sorted(name for name, s in ENVS.items() if s.state_grid is not None)
+        raise ValueError(f"no state grid for {env!r}; available: {', '.join(have)}")
+    states, pos, names = spec.state_grid(n)  # (M, S), (M, 2), [2]
+    px = torch.as_tensor(spec.render(states, model.image_size))  # (M, h, w, 3)
     z = model.encode(px[:, None])[:, 0].float().numpy()  # (M, D)
     method = resolve_method(method)
     xy = embed_2d(z, method)
@@ -162,7 +132,7 @@ def open_loop(model, data, horizon: int = 10, episodes: int = 64, seed: int = 0)
     """Roll out ``horizon`` blocks open-loop from ``history`` real frames with the real actions;
     distance per step to the encoded real frames, beside the copy-last-frame baseline."""
     norm = model.action_normalizer()
-    C, f = model.config.predictor.history, model.config.frameskip
+    C, f = model.history, model.frameskip
     rows = _episode_windows(data, f, C + horizon, episodes, seed)  # (E, C+H)
     px = torch.as_tensor(data.rows("pixels", rows))  # (E, C+H, h, w, 3)
     z = model.encode(px)  # (E, C+H, D)

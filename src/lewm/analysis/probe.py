@@ -21,23 +21,19 @@ import torch
 from scipy import stats
 from torch import nn
 
-log = logging.getLogger(__name__)
+from lewm.envs import ENVS
+from lewm.models import build_model, model_device
+from lewm.utils.progress import progress_bar
 
-# quantity name -> state columns (N, >=k) -> target (N, k)
-QUANTITIES: dict[str, dict[str, Callable[[np.ndarray], np.ndarray]]] = {
-    "tworoom": {"agent": lambda s: s[:, 0:2]},
-    "pusht": {
-        "agent": lambda s: s[:, 0:2],
-        "block": lambda s: s[:, 2:4],
-        "angle": lambda s: np.stack([np.sin(s[:, 4]), np.cos(s[:, 4])], axis=1),
-    },
-}
+log = logging.getLogger(__name__)
 
 
 def quantities(env: str, state_dim: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    """The named quantities of a known environment; otherwise every state column on its own."""
-    if env in QUANTITIES:
-        return QUANTITIES[env]
+    """Quantity name -> (states (N, S) -> target (N, k)): the named quantities of a registered
+    environment (its spec's), otherwise every state column on its own."""
+    spec = ENVS.get(env)
+    if spec is not None and spec.quantities:
+        return dict(spec.quantities)
     return {f"state[{j}]": (lambda s, j=j: s[:, j : j + 1]) for j in range(state_dim)}
 
 
@@ -63,17 +59,27 @@ class ProbeConfig:
 
 
 @torch.inference_mode()
-def embed_frames(model, pixels: np.ndarray, batch_size: int = 256, features: str = "latent"):
-    """uint8 frames (N, h, w, 3) -> features (N, F) float32 numpy, in batches."""
-    dev = next(model.parameters()).device
+def embed_frames(
+    model,
+    pixels: np.ndarray,
+    batch_size: int = 256,
+    features: str = "latent",
+    progress: bool | None = False,
+):
+    """uint8 frames (N, h, w, 3) -> features (N, F) float32 numpy, in batches: the world model's
+    latent (``encode``) or its image encoder's output (``encoder_features``)."""
+    dev = model_device(model)
     out = []
+    bar = progress_bar(len(pixels), f"embed ({features})", progress, unit="frame")
     for i in range(0, len(pixels), batch_size):
         px = torch.as_tensor(np.ascontiguousarray(pixels[i : i + batch_size])).to(dev)
         if features == "latent":
             z = model.encode(px[:, None])[:, 0]  # (b, D)
         else:
-            z = model.encoder(model.preprocess(px))  # (b, W)
+            z = model.encoder_features(px)  # (b, W)
         out.append(z.float().cpu().numpy())
+        bar.update(len(px))
+    bar.close()
     return np.concatenate(out)
 
 
@@ -138,7 +144,7 @@ def _sample_frames(data, cfg: ProbeConfig) -> tuple[np.ndarray, np.ndarray, np.n
     return rows[~is_test], rows[is_test], episode_of_row
 
 
-def probe_model(model, data, env: str, cfg: ProbeConfig) -> dict:
+def probe_model(model, data, env: str, cfg: ProbeConfig, progress: bool | None = False) -> dict:
     """Fit and score linear + MLP probes for every quantity of ``env`` on ``model``'s features."""
     if not data.has("state"):
         raise ValueError(f"{data.path} has no 'state' column: probing needs ground-truth states")
@@ -147,12 +153,16 @@ def probe_model(model, data, env: str, cfg: ProbeConfig) -> dict:
         raise ValueError("too few frames on one side of the episode split: raise max_frames")
     state = np.asarray(data.column("state"), np.float64)
     rows = np.concatenate([tr, te])
-    feats = embed_frames(model, data.rows("pixels", rows), cfg.batch_size, cfg.features)
+    feats = embed_frames(
+        model, data.rows("pixels", rows), cfg.batch_size, cfg.features, progress=progress
+    )
     f_tr, f_te = feats[: len(tr)], feats[len(tr) :]
     if not np.isfinite(feats).all():
         raise ValueError("the model produced non-finite latents: is the checkpoint corrupt?")
     result = {}
-    for name, fn in quantities(env, state.shape[1]).items():
+    named = quantities(env, state.shape[1])
+    bar = progress_bar(len(named), "probes", progress, unit="quantity")
+    for name, fn in named.items():
         y_tr, y_te = fn(state[tr]), fn(state[te])
         m, s = y_tr.mean(0), y_tr.std(0) + 1e-9
         y_tr, y_te = (y_tr - m) / s, (y_te - m) / s  # standardised on the training half
@@ -163,20 +173,24 @@ def probe_model(model, data, env: str, cfg: ProbeConfig) -> dict:
             "mlp": score(y_te, mlp),
             "_pred": {"true": y_te, "linear": lin, "mlp": mlp},
         }
+        bar.update(1)
+    bar.close()
     return result
 
 
 def random_init_like(model, seed: int = 0):
-    """A freshly initialised model of the same architecture (the probing floor)."""
+    """A freshly initialised model of the same kind and config (the probing floor)."""
     torch.manual_seed(seed)
-    return type(model)(model.config).eval()
+    return build_model(model.config).eval()
 
 
-def run_probe(model, data, env: str, cfg: ProbeConfig | None = None) -> dict:
+def run_probe(
+    model, data, env: str, cfg: ProbeConfig | None = None, progress: bool | None = False
+) -> dict:
     """Probes on ``model`` and on a random-init twin; returns the JSON-ready report."""
     cfg = cfg or ProbeConfig()
-    trained = probe_model(model.eval(), data, env, cfg)
-    floor = probe_model(random_init_like(model, cfg.seed), data, env, cfg)
+    trained = probe_model(model.eval(), data, env, cfg, progress)
+    floor = probe_model(random_init_like(model, cfg.seed), data, env, cfg, progress)
     return {"env": env, "config": asdict(cfg), "trained": trained, "random_init": floor}
 
 

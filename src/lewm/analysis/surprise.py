@@ -19,13 +19,17 @@ protocol can be tested.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from scipy import stats
+
+from lewm.envs import ENVS, get_spec
+from lewm.envs.registry import Surprise
+from lewm.models import model_device
+from lewm.utils.progress import progress_bar
 
 CONDITIONS = ("none", "colour", "teleport")
 
@@ -49,86 +53,16 @@ class SurpriseConfig:
 
 
 # -- matched trajectories -------------------------------------------------------------------------
-# generator(n, steps, perturb_step, resolution, seed) -> {condition: (frames (n, steps+1, r, r, 3),
-# actions (n, steps, A))}; frames are every env step; the caller subsamples them by frameskip.
-Generator = Callable[[int, int, int, int, int], dict[str, tuple[np.ndarray, np.ndarray]]]
-
-
-def tworoom_triplets(n: int, steps: int, t_p: int, resolution: int, seed: int):
-    """Two-Room: the noisy expert walks to a random target; the agent turns blue / teleports."""
-    from lewm.envs.tworoom import DEFAULT_LAYOUT, SPEED, TwoRoomExpert, render_batch, sample_free
-    from lewm.envs.tworoom import step_dynamics as step
-
-    rng = np.random.default_rng(seed)
-    states = np.empty((n, steps + 1, 2), np.float32)
-    states[:, 0] = sample_free(rng, n, DEFAULT_LAYOUT)
-    targets = sample_free(rng, n, DEFAULT_LAYOUT)
-    expert = TwoRoomExpert(noise_std=2.0, rng=rng)
-    actions = np.empty((n, steps, 2), np.float32)
-    for t in range(steps):
-        actions[:, t] = expert.act(states[:, t], targets)
-        states[:, t + 1] = step(states[:, t], actions[:, t], DEFAULT_LAYOUT, SPEED)
-    jumped = states.copy()
-    jumped[:, t_p] = sample_free(rng, n, DEFAULT_LAYOUT)  # teleport, then the same actions
-    for t in range(t_p, steps):
-        jumped[:, t + 1] = step(jumped[:, t], actions[:, t], DEFAULT_LAYOUT, SPEED)
-
-    def frames(st: np.ndarray, colour_from: int | None = None) -> np.ndarray:
-        px = render_batch(st.reshape(-1, 2), resolution).reshape(
-            n, steps + 1, *([resolution] * 2), 3
-        )
-        if colour_from is not None:
-            late = st[:, colour_from:].reshape(-1, 2)
-            px[:, colour_from:] = render_batch(late, resolution, agent_colour=(0, 90, 255)).reshape(
-                n, steps + 1 - colour_from, resolution, resolution, 3
-            )
-        return px
-
-    return {
-        "none": (frames(states), actions),
-        "colour": (frames(states, t_p), actions),
-        "teleport": (frames(jumped), actions),
-    }
-
-
-def pusht_triplets(n: int, steps: int, t_p: int, resolution: int, seed: int):
-    """Push-T: the scripted pusher; the block turns green / agent and block both teleport."""
-    from lewm.envs.pusht import PushTEnv, PushTExpert, render_batch
-
-    env = PushTEnv(resolution=resolution)
-    out = {c: ([], []) for c in CONDITIONS}
-    seeds = np.random.SeedSequence(seed).generate_state(n)
-    for s in seeds:
-        rng = np.random.default_rng(int(s))
-        env.reset(seed=int(s))
-        expert = PushTExpert(rng, noise_std=0.1)
-        st = [env.state]
-        acts = []
-        for _ in range(steps):
-            acts.append(expert.act(st[-1]))
-            env.step(acts[-1])
-            st.append(env.state)
-        st, acts = np.array(st), np.array(acts, np.float32)  # (steps+1, 7), (steps, 2)
-        env.reset(seed=int(rng.integers(2**31)))  # a random non-overlapping agent + block pose
-        jumped = list(st[:t_p]) + [env.state]
-        for t in range(t_p, steps):
-            env.step(acts[t])
-            jumped.append(env.state)
-        jumped = np.array(jumped)
-        for cond, states, colours in (
-            ("none", st, None),
-            ("colour", st, {"block_colour": (40, 170, 60)}),
-            ("teleport", jumped, None),
-        ):
-            px = render_batch(states, resolution)
-            if colours:
-                px[t_p:] = render_batch(states[t_p:], resolution, **colours)
-            out[cond][0].append(px)
-            out[cond][1].append(acts)
-    return {c: (np.stack(px), np.stack(a)) for c, (px, a) in out.items()}
-
-
-GENERATORS: dict[str, Generator] = {"tworoom": tworoom_triplets, "pusht": pusht_triplets}
+# each environment's spec.surprise(n, steps, perturb_step, resolution, seed) -> {condition:
+# (frames (n, steps+1, r, r, 3), actions (n, steps, A))}; frames are every env step; the caller
+# subsamples them by frameskip.
+def _triplet_generator(env: str) -> Surprise:
+    """The matched-trajectory generator of environment ``env`` (a clear error if it has none)."""
+    spec = get_spec(env)
+    if spec.surprise is None:
+        have = sorted(name for name, s in ENVS.items() if s.surprise is not None)
+        raise ValueError(f"no surprise trajectories for {env!r}; available: {', '.join(have)}")
+    return spec.surprise
 
 
 # -- scoring --------------------------------------------------------------------------------------
@@ -167,32 +101,36 @@ def paired_test(perturbed: np.ndarray, unperturbed: np.ndarray) -> dict[str, flo
     }
 
 
-def run_surprise(model, env: str, cfg: SurpriseConfig | None = None, resolution: int | None = None):
+def run_surprise(
+    model,
+    env: str,
+    cfg: SurpriseConfig | None = None,
+    resolution: int | None = None,
+    progress: bool | None = False,
+):
     """Generate matched triplets for ``env``, score them with ``model``; JSON-ready report."""
     cfg = cfg or SurpriseConfig()
-    if env not in GENERATORS:
-        raise ValueError(
-            f"no surprise trajectories for {env!r}; available: {', '.join(GENERATORS)}"
-        )
+    generate = _triplet_generator(env)
     norm = model.action_normalizer()
-    f = model.config.frameskip
-    res = resolution or model.config.encoder.image_size
-    trip = GENERATORS[env](cfg.trajectories, cfg.frames * f, cfg.perturb_frame * f, res, cfg.seed)
-    dev = next(model.parameters()).device
+    f = model.frameskip
+    res = resolution or model.image_size
+    trip = generate(cfg.trajectories, cfg.frames * f, cfg.perturb_frame * f, res, cfg.seed)
+    dev = model_device(model)
     curves = {}
+    bar = progress_bar(len(trip), "surprise", progress, unit="condition")
     for cond, (px, act) in trip.items():
         n, A = act.shape[0], act.shape[-1]
-        if A != model.config.action_dim:
-            raise ValueError(
-                f"{env} actions have {A} dims, the model expects {model.config.action_dim}"
-            )
+        if A != model.action_dim:
+            raise ValueError(f"{env} actions have {A} dims, the model expects {model.action_dim}")
         blocks = norm.normalize("action", act).reshape(n, cfg.frames, f * A)
         curves[cond] = surprise_curve(
             model.eval(),
             torch.as_tensor(px[:, ::f].copy()).to(dev),
             torch.as_tensor(blocks, dtype=torch.float32).to(dev),
-            model.config.predictor.history,
+            model.history,
         )
+        bar.update(1)
+    bar.close()
     k = cfg.perturb_frame
     tests = {c: paired_test(curves[c][:, k], curves["none"][:, k]) for c in ("colour", "teleport")}
     return {"env": env, "config": asdict(cfg), "resolution": res, "tests": tests, "curves": curves}

@@ -8,10 +8,14 @@ from pathlib import Path
 
 
 def _load(checkpoint: str):
-    from lewm.models import LeWM, resolve_checkpoint
+    from lewm.models import load, resolve_checkpoint
 
     path = resolve_checkpoint(checkpoint)
-    return LeWM.from_pretrained(path).eval(), path
+    return load(path), path
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if args.no_progress else None
 
 
 def _dataset(model, data: str | None):
@@ -35,7 +39,11 @@ def _env_from(model, env: str | None) -> str:
     guess = (model.metadata or {}).get("env")
     if guess:
         return guess
-    raise ValueError("--env is required (tworoom or pusht): the checkpoint does not record it")
+    from lewm.envs import ENV_NAMES
+
+    raise ValueError(
+        f"--env is required ({', '.join(ENV_NAMES)}): the checkpoint does not record it"
+    )
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -44,7 +52,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     model, ckpt = _load(args.checkpoint)
     args.env = _env_from(model, args.env)
     cfg = ProbeConfig(max_frames=args.frames, features=args.features, seed=args.seed)
-    report = run_probe(model, _dataset(model, args.data), args.env, cfg)
+    report = run_probe(model, _dataset(model, args.data), args.env, cfg, _progress(args))
     files = write_probe_report(report, _out_dir(args, ckpt, "probe"))
     print(markdown_table(report))
     print(json.dumps({k: str(v) for k, v in files.items()}, indent=2))
@@ -62,7 +70,7 @@ def cmd_surprise(args: argparse.Namespace) -> int:
         perturb_frame=args.perturb_frame,
         seed=args.seed,
     )
-    report = run_surprise(model, args.env, cfg)
+    report = run_surprise(model, args.env, cfg, progress=_progress(args))
     files = write_surprise_report(report, _out_dir(args, ckpt, "surprise"))
     print(json.dumps({"tests": report["tests"], **{k: str(v) for k, v in files.items()}}, indent=2))
     return 0
@@ -72,7 +80,8 @@ def cmd_straightness(args: argparse.Namespace) -> int:
     from lewm.analysis.geometry import dataset_straightness
 
     model, ckpt = _load(args.checkpoint)
-    res = dataset_straightness(model, _dataset(model, args.data), args.frames, seed=args.seed)
+    data = _dataset(model, args.data)
+    res = dataset_straightness(model, data, args.frames, seed=args.seed, progress=_progress(args))
     print(json.dumps({"checkpoint": str(ckpt), **res}, indent=2))
     return 0
 
@@ -97,13 +106,14 @@ def cmd_viz(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     def common(p: argparse.ArgumentParser, data: bool = True) -> None:
         p.add_argument("checkpoint", help="checkpoint folder or run directory")
-        p.add_argument("--env", default=None, help="tworoom or pusht (default: the dataset's)")
+        p.add_argument("--env", default=None, help="environment (default: the dataset's)")
         if data:
             p.add_argument(
                 "--data", default=None, help="episode file (default: the training dataset)"
             )
         p.add_argument("--out", default=None, help="output folder (default: next to the model)")
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("probe", help="linear + MLP probes from the latent to physical quantities")
     common(p)
@@ -123,6 +133,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None, help="episode file (default: the training dataset)")
     p.add_argument("--frames", type=int, default=None, help="window (default: max(3, history + 1))")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_straightness)
 
     p = sub.add_parser("viz", help="latent map over a state grid, open-loop rollout, curves")

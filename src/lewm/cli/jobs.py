@@ -8,86 +8,122 @@ from pathlib import Path
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from lewm.data.collect import COLLECTORS
+    from lewm.envs import get_spec
 
-    if args.env not in COLLECTORS:
-        raise ValueError(f"unknown environment {args.env!r}; available: {', '.join(COLLECTORS)}")
-    extra = {"noise_std": args.noise} if args.noise is not None else {}
-    if args.noise is not None and not args.noise >= 0:
-        raise ValueError(f"--noise must be >= 0, got {args.noise}")
-    if args.explore is not None:
-        if args.env != "pusht":
-            raise ValueError(f"--explore applies to pusht only, not {args.env!r}")
-        if not 0.0 <= args.explore < 1.0:
-            raise ValueError(f"--explore must be in [0, 1), got {args.explore}")
-        extra["explore"] = args.explore
-    stats = COLLECTORS[args.env](
+    spec = get_spec(args.env)
+    # the collector's own options, from flags given (unset flags leave its defaults alone)
+    flags = {"--noise": ("noise_std", args.noise), "--explore": ("explore", args.explore)}
+    options = {}
+    for flag, (option, value) in flags.items():
+        if value is None:
+            continue
+        if option not in spec.collect_options:
+            raise ValueError(
+                f"{flag} ({option}) is not an option of the {spec.name} collector; it takes: "
+                f"{', '.join(spec.collect_options) or 'no options'}"
+            )
+        options[option] = value
+    stats = spec.collect(
         args.out,
         args.episodes,
         resolution=args.resolution,
         seed=args.seed,
+        max_steps=args.max_steps,
         overwrite=args.overwrite,
-        progress=not args.no_progress,
-        **extra,
+        progress=False if args.no_progress else None,
+        **options,
     )
     print(json.dumps({"out": args.out, **stats}, indent=2, default=float))
     return 0
 
 
-def eval_config_from_args(args: argparse.Namespace):
-    from lewm.planning.evaluate import EvalConfig
+# `lewm eval` flags are aliases of keys of the config tree's eval section; their defaults live
+# only in EvalConfig and the solver configs (a flag that is not given changes nothing).
+EVAL_FLAGS = {
+    "episodes": "eval.episodes",
+    "goal_offset": "eval.goal_offset",
+    "budget": "eval.budget",
+    "split": "eval.split",
+    "policy": "eval.policy",
+    "horizon": "eval.horizon",
+    "receding": "eval.receding",
+    "context": "eval.context",
+    "cost": "eval.cost",
+    "seed": "eval.seed",
+    "gifs": "eval.num_gifs",
+    "solver": "eval.solver.kind",
+}
+# options every solver understands, possibly under its own name (GradientConfig.ALIASES)
+SOLVER_FLAGS = {"samples": "num_samples", "elites": "num_elites", "iterations": "iterations"}
 
-    return EvalConfig(
-        episodes=args.episodes,
-        goal_offset=args.goal_offset,
-        budget=args.budget,
-        split=args.split,
-        policy=args.policy,
-        solver=args.solver,
-        # gradient restarts are each a backward pass: 100 as the reference's adam config
-        num_samples=args.samples or (100 if args.solver == "adam" else 300),
-        num_elites=args.elites,
-        iterations=args.iterations,
-        horizon=args.horizon,
-        receding=args.receding,
-        context=args.context,
-        cost=args.cost,
-        seed=args.seed,
-        num_gifs=args.gifs,
-    )
+
+def eval_config_from_args(args: argparse.Namespace):
+    """The eval section: ``--preset``'s, then ``eval.*`` overrides, then the flag aliases."""
+    from dataclasses import fields
+
+    from lewm.config import apply_overrides, preset
+    from lewm.planning.solvers import solver_config
+    from lewm.utils.config import ConfigError, parse_override
+
+    for item in args.overrides:
+        key = ".".join(parse_override(item)[0])
+        if not key.startswith("eval."):
+            raise ConfigError(
+                f"lewm eval takes eval.* overrides (e.g. eval.solver.kind=icem); {key!r} is "
+                "not an evaluation setting"
+            )
+    flags = [
+        f"{key}={getattr(args, name)}"
+        for name, key in EVAL_FLAGS.items()
+        if getattr(args, name) is not None
+    ]
+    cfg = apply_overrides(preset(args.preset), [*args.overrides, *flags])
+    kind = cfg.eval.solver.kind
+    cls = solver_config(kind)
+    names = {f.name for f in fields(cls)}
+    solver_flags = []
+    for flag, option in SOLVER_FLAGS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        target = option if option in names else getattr(cls, "ALIASES", {}).get(option)
+        if target is None:
+            raise ConfigError(
+                f"--{flag} ({option}) is not a setting of solver {kind!r}; its settings: "
+                f"{', '.join(sorted(names - {'kind'}))} (as eval.solver.NAME=VALUE)"
+            )
+        solver_flags.append(f"eval.solver.{target}={value}")
+    return apply_overrides(cfg, solver_flags).eval
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from lewm.envs import (
-        ENV_NAMES,
-        make_env,  # noqa: F401  (validates the env name early)
-    )
-    from lewm.models import LeWM
+    from lewm.envs import get_spec
+    from lewm.models import load
     from lewm.planning.evaluate import evaluate
 
-    if args.env not in ENV_NAMES:
-        raise ValueError(f"unknown environment {args.env!r}; available: {', '.join(ENV_NAMES)}")
+    get_spec(args.env)  # an unknown environment fails before any work
     cfg = eval_config_from_args(args)
     # the random policy does not use the model, but its metadata (dataset, episode split) makes
     # it draw the same held-out tasks as the planner
-    model = LeWM.from_pretrained(args.checkpoint)
+    model = load(args.checkpoint)
     data = args.data or model.metadata.get("dataset")
     if data is None:
         raise ValueError("--data is required: the checkpoint does not record its dataset")
-    out = Path(args.out) if args.out else Path(args.checkpoint) / f"eval_{args.env}_{args.policy}"
+    out = Path(args.out) if args.out else Path(args.checkpoint) / f"eval_{args.env}_{cfg.policy}"
+    progress = False if args.no_progress else None
     if args.distributed:
         from lewm.planning.evaluate import evaluate_distributed
-        from lewm.training.distributed import init, shutdown
+        from lewm.utils.distributed import init, shutdown
 
         info = init("auto")
         try:
-            res = evaluate_distributed(model, args.env, data, cfg, out, info)
+            res = evaluate_distributed(model, args.env, data, cfg, out, info, progress=progress)
         finally:
             shutdown(info)
         if not info.is_main:
             return 0
     else:
-        res = evaluate(model, args.env, data, cfg, out_dir=out, progress=not args.no_progress)
+        res = evaluate(model, args.env, data, cfg, out_dir=out, progress=progress)
     print(
         json.dumps(
             {
@@ -95,6 +131,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 "episodes": len(res.successes),
                 "plan_seconds_mean": res.plan_seconds_mean,
                 "plans": res.plans,
+                "clipped_steps": res.clipped_steps,
                 "wall_seconds": round(res.wall_seconds, 1),
                 "eval_json": str(out / "eval.json"),
             },
@@ -113,75 +150,102 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:
+    """The evaluation options: ``eval.*`` overrides and flags that alias them (defaults: the
+    preset's eval section, i.e. the paper's protocol)."""
+    from lewm.config import PRESETS
+
     p.add_argument("--env", default="tworoom", help="environment name (default: tworoom)")
     p.add_argument(
         "--data",
         default=None,
         help="episode file with a 'state' column (default: the training dataset)",
     )
-    p.add_argument("--episodes", type=int, default=50)
-    p.add_argument("--goal-offset", type=int, default=25)
-    p.add_argument("--budget", type=int, default=50)
+    p.add_argument(
+        "--preset",
+        default="paper",
+        choices=list(PRESETS),
+        help="take the eval settings of this preset (default: paper, the paper's protocol)",
+    )
+    alias = "alias of eval.{}".format
+    p.add_argument("--episodes", type=int, help=alias("episodes (start/goal pairs; 50)"))
+    p.add_argument("--goal-offset", type=int, help=alias("goal_offset (env steps; 25)"))
+    p.add_argument("--budget", type=int, help=alias("budget (env steps allowed; 50)"))
     p.add_argument(
         "--split",
-        default="heldout",
         choices=["heldout", "train", "all"],
-        help="episodes of the training file to draw tasks from (another file: all)",
+        help=alias("split: episodes of the training file to draw tasks from (another file: all)"),
     )
-    p.add_argument("--policy", default="plan", choices=["plan", "random"])
-    p.add_argument("--solver", default="cem")
+    p.add_argument("--policy", choices=["plan", "random"], help=alias("policy (plan)"))
+    p.add_argument("--solver", help=alias("solver.kind: cem (default), icem, mppi, adam"))
     p.add_argument(
         "--samples",
         type=int,
-        default=None,
-        help="candidates per iteration (restarts for adam); default 300, adam 100",
+        help=alias("solver.num_samples: candidates per iteration (restarts for adam)"),
     )
-    p.add_argument("--elites", type=int, default=30)
-    p.add_argument("--iterations", type=int, default=30)
-    p.add_argument("--horizon", type=int, default=5, help="action blocks per plan")
-    p.add_argument("--receding", type=int, default=5, help="blocks executed before replanning")
-    p.add_argument("--context", type=int, default=1, help="observed frames given to the model")
+    p.add_argument("--elites", type=int, help=alias("solver.num_elites"))
+    p.add_argument("--iterations", type=int, help=alias("solver.iterations (adam: solver.steps)"))
+    p.add_argument("--horizon", type=int, help=alias("horizon: action blocks per plan (5)"))
+    p.add_argument(
+        "--receding", type=int, help=alias("receding: blocks executed before replanning (5)")
+    )
+    p.add_argument(
+        "--context", type=int, help=alias("context: observed frames given to the model (1)")
+    )
     p.add_argument(
         "--cost",
-        default="terminal",
         choices=["terminal", "path"],
-        help="planning cost: distance of the last predicted latent to the goal (paper) or the "
-        "mean over all predicted latents (rewards reaching the goal early)",
+        help=alias(
+            "cost: distance of the last predicted latent to the goal (terminal, the paper) or "
+            "the mean over all predicted latents (path)"
+        ),
     )
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--gifs", type=int, default=4)
+    p.add_argument("--seed", type=int, help=alias("seed (42)"))
+    p.add_argument("--gifs", type=int, help=alias("num_gifs (4)"))
     p.add_argument(
         "--out", default=None, help="output folder (default: CHECKPOINT/eval_ENV_POLICY)"
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--distributed",
         action="store_true",
         help="one of several torchrun processes: each evaluates a share of the "
         "episodes, rank 0 merges them into eval.json",
     )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="eval.* overrides, e.g. eval.solver.kind=icem eval.solver.noise_beta=1",
+    )
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the job subcommands on the main parser."""
     c = sub.add_parser("collect", help="collect an episode dataset from a scripted expert")
-    c.add_argument("env", help="environment name, e.g. tworoom")
+    c.add_argument("env", help="environment name, e.g. tworoom or pusht")
     c.add_argument("--episodes", type=int, required=True)
     c.add_argument("--out", required=True, help="output .h5 file")
     c.add_argument("--resolution", type=int, default=64)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="actions per episode at most (default: the environment's)",
+    )
+    c.add_argument(
         "--noise",
         type=float,
         default=None,
-        help="std of the Gaussian action noise of the scripted policy "
-        "(default: tworoom 2.0 on a unit direction, pusht 0.1)",
+        help="noise_std: std of the Gaussian action noise of the scripted policy "
+        "(default: the environment's)",
     )
     c.add_argument(
         "--explore",
         type=float,
         default=None,
-        help="pusht: fraction of steps spent in random action segments between pushes (default 0)",
+        help="explore (pusht): fraction of steps spent in random action segments between pushes "
+        "(default: the environment's)",
     )
     c.add_argument("--overwrite", action="store_true")
     c.add_argument("--no-progress", action="store_true")

@@ -15,10 +15,10 @@ log = logging.getLogger("lewm")
 
 # Errors that mean "the user asked for something wrong": printed as one line, exit code 2.
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from lewm.config import ConfigError
     from lewm.data.hdf5 import DataError
-    from lewm.models.lewm import CheckpointError
-    from lewm.training.distributed import DistributedError
+    from lewm.models import CheckpointError
+    from lewm.utils.config import ConfigError
+    from lewm.utils.distributed import DistributedError
 
     return (
         ConfigError,
@@ -44,8 +44,8 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from lewm.config import apply_overrides, preset
-    from lewm.training.distributed import LAUNCH_HINT, DistributedError, launched_by_torchrun
     from lewm.training.trainer import train
+    from lewm.utils.distributed import LAUNCH_HINT, DistributedError, launched_by_torchrun
 
     if not args.distributed and launched_by_torchrun():
         raise DistributedError(
@@ -83,23 +83,43 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from lewm.models import LeWM, resolve_checkpoint
+    from lewm.models import load, resolve_checkpoint
+    from lewm.utils.config import to_dict
 
     path = resolve_checkpoint(args.checkpoint)
-    model = LeWM.from_pretrained(path)
-    c = model.config
+    model = load(path)
     info = {
         "checkpoint": str(path),
+        "kind": model.config.kind,
         "parameters": model.param_counts(),
-        "latent_dim": c.latent_dim,
-        "encoder": f"{c.encoder.kind} @ {c.encoder.image_size}px",
-        "history": c.predictor.history,
-        "frameskip": c.frameskip,
-        "action_dim": c.action_dim,
+        "latent_dim": model.latent_dim,
+        "image_size": model.image_size,
+        "history": model.history,
+        "frameskip": model.frameskip,
+        "action_dim": model.action_dim,
         "normalizer": sorted(model.normalizer.stats) if model.normalizer else [],
+        "config": to_dict(model.config),
         "metadata": model.metadata,
     }
     print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from lewm.config import PRESETS
+
+    width = max(map(len, PRESETS))
+    for name, p in PRESETS.items():
+        base = f" (from {p.base})" if p.base else ""
+        print(f"{name:<{width}}  {p.description}{base}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from lewm.config import apply_overrides, preset
+
+    cfg = apply_overrides(preset(args.preset), args.overrides)
+    print(json.dumps(cfg.to_dict(), indent=2))
     return 0
 
 
@@ -114,14 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train LeWM on an episode HDF5 file")
+    t = sub.add_parser("train", help="train a world model on an episode HDF5 file")
     t.add_argument("--data", required=True, help="episode HDF5 file (see `lewm collect`)")
     t.add_argument("--out", required=True, help="run directory (metrics, checkpoints, model/)")
     t.add_argument(
         "--preset",
         default="cpu",
-        choices=sorted(PRESETS),
-        help="configuration preset (default: cpu)",
+        choices=list(PRESETS),
+        help="configuration preset (default: cpu; `lewm presets` lists them)",
     )
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
@@ -139,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("checkpoint", help="checkpoint folder or run directory")
     i.set_defaults(func=cmd_info)
 
+    ps = sub.add_parser("presets", help="list the named configuration presets")
+    ps.set_defaults(func=cmd_presets)
+
+    c = sub.add_parser("config", help="print the config tree of a preset with overrides applied")
+    c.add_argument("--preset", default="cpu", choices=list(PRESETS))
+    _add_overrides(c)
+    c.set_defaults(func=cmd_config)
+
     from lewm.cli import analysis, jobs
 
     jobs.add_commands(sub)
@@ -148,7 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # key=value overrides may come anywhere on the line, also after options
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

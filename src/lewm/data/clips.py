@@ -40,6 +40,13 @@ class ClipSampler:
         frameskip: int,
         normalizer: Normalizer,
     ) -> None:
+        for name, value in (("history", history), ("frameskip", frameskip)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise DataError(
+                    f"a clip needs {name} >= 1 (an integer), got {value!r}: history is the "
+                    "number of context frames the predictor sees, frameskip the raw steps per "
+                    "action block"
+                )
         self.ds, self.history, self.frameskip, self.normalizer = (
             dataset,
             history,

@@ -1,6 +1,7 @@
-"""Losses: SIGReg and the LeWM objective."""
+"""Losses: SIGReg, the LeWM objective, and latent metrics."""
 
-from lewm.losses.objective import LeWMObjective
+from lewm.losses.metrics import latent_std, straightness
+from lewm.losses.objective import LeWMObjective, TrainingObjective
 from lewm.losses.sigreg import SIGReg
 
-__all__ = ["SIGReg", "LeWMObjective"]
+__all__ = ["LeWMObjective", "SIGReg", "TrainingObjective", "latent_std", "straightness"]

@@ -1,5 +1,49 @@
-"""World-model networks."""
+"""World models: a registry of kinds, the protocol the rest of lewm uses, checkpoint folders.
 
-from lewm.models.lewm import CheckpointError, LeWM, resolve_checkpoint
+    model = lewm.models.load("runs/tr")           # any registered kind, from its config.json
+    model = lewm.models.build_model(config.model)  # fresh weights for a config
 
-__all__ = ["LeWM", "CheckpointError", "resolve_checkpoint"]
+Adding a world model: one module and one ``register_model`` line below (docs/architecture.md).
+"""
+
+from lewm.models.base import WorldModelBase, model_device
+from lewm.models.checkpoint import CheckpointError, load, read_config, resolve_checkpoint
+from lewm.models.encoders import EncoderConfig
+from lewm.models.lewm import LeWM, LeWMConfig
+from lewm.models.lewm import build_objective as _lewm_objective
+from lewm.models.lewm import tiny_config as _lewm_tiny
+from lewm.models.predictor import PredictorConfig
+from lewm.models.protocol import WorldModel
+from lewm.models.registry import (
+    MODELS,
+    ModelSpec,
+    build_model,
+    build_objective,
+    model_config,
+    model_spec,
+    register_model,
+)
+
+# -- the registry: one line per world model -----------------------------------------------------
+register_model(ModelSpec("lewm", LeWMConfig, LeWM, _lewm_objective, _lewm_tiny, "LeWorldModel"))
+
+__all__ = [
+    "MODELS",
+    "CheckpointError",
+    "EncoderConfig",
+    "LeWM",
+    "LeWMConfig",
+    "ModelSpec",
+    "PredictorConfig",
+    "WorldModel",
+    "WorldModelBase",
+    "build_model",
+    "build_objective",
+    "load",
+    "model_config",
+    "model_device",
+    "model_spec",
+    "read_config",
+    "register_model",
+    "resolve_checkpoint",
+]

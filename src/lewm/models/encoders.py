@@ -4,11 +4,74 @@ small strided CNN for fast CPU work. Both map (N, 3, s, s) float images to (N, w
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lewm.config import EncoderConfig
+from lewm.utils.config import check
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class EncoderConfig:
+    kind: str = "vit"  # "vit" (HF-compatible ViT, CLS token) or "cnn" (strided conv stack)
+    image_size: int = 224  # pixels are resized to this square size before the encoder
+    width: int = 192  # ViT hidden size / CNN output feature size
+    # ViT only
+    patch_size: int = 14
+    depth: int = 12
+    heads: int = 3
+    mlp_dim: int = 768
+    # CNN only: channels of the stride-2 conv stages
+    channels: tuple[int, ...] = (32, 64, 128, 256)
+    # input normalisation (applied after scaling pixels to [0, 1])
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        self.channels = tuple(self.channels)
+        self.mean = tuple(self.mean)
+        self.std = tuple(self.std)
+        check(
+            self.kind in ("vit", "cnn"),
+            f"model.encoder.kind must be 'vit' or 'cnn', got {self.kind!r}",
+        )
+        check(self.image_size >= 8, f"model.encoder.image_size must be >= 8, got {self.image_size}")
+        check(self.width >= 1, f"model.encoder.width must be positive, got {self.width}")
+        if self.kind == "vit":
+            check(
+                self.patch_size >= 1 and self.image_size % self.patch_size == 0,
+                f"model.encoder.image_size ({self.image_size}) must be a multiple of "
+                f"model.encoder.patch_size ({self.patch_size})",
+            )
+            check(
+                self.heads >= 1 and self.width % self.heads == 0,
+                f"model.encoder.width ({self.width}) must be divisible by model.encoder.heads "
+                f"({self.heads})",
+            )
+            check(self.depth >= 1, f"model.encoder.depth must be >= 1, got {self.depth}")
+            check(self.mlp_dim >= 1, f"model.encoder.mlp_dim must be >= 1, got {self.mlp_dim}")
+        else:
+            check(
+                len(self.channels) >= 1 and all(c >= 1 for c in self.channels),
+                f"model.encoder.channels must list at least one positive stage, got "
+                f"{self.channels}",
+            )
+            check(
+                self.image_size >> len(self.channels) >= 1,
+                f"model.encoder.image_size {self.image_size} too small for "
+                f"{len(self.channels)} stride-2 stages",
+            )
+        check(
+            len(self.mean) == 3 and len(self.std) == 3,
+            f"model.encoder.mean/std need 3 values each, got {self.mean} / {self.std}",
+        )
+        check(all(s > 0 for s in self.std), f"model.encoder.std must be positive, got {self.std}")
+
 
 # Module names below mirror transformers' ViTModel (4.x) so that its state_dict keys map 1:1:
 # embeddings.{cls_token, position_embeddings, patch_embeddings.projection},
@@ -181,4 +244,12 @@ def num_patches(cfg: EncoderConfig) -> int:
     return (cfg.image_size // cfg.patch_size) ** 2 if cfg.kind == "vit" else 0
 
 
-__all__ = ["ViTEncoder", "CNNEncoder", "build_encoder", "num_patches"]
+__all__ = [
+    "CNNEncoder",
+    "EncoderConfig",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ViTEncoder",
+    "build_encoder",
+    "num_patches",
+]

@@ -1,48 +1,67 @@
 """LeWorldModel: encoder + projector, action encoder, causal predictor + projector.
 
 pixels (B, T, h, w, 3) uint8 --encode--> z (B, T, D) --predict/rollout--> next latents.
-The planner only uses :meth:`LeWM.encode` and :meth:`LeWM.rollout` (see lewm.planning.protocol).
+Registered as world-model kind ``"lewm"`` (``lewm/models/__init__.py``).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import shutil
-import tempfile
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
-from torch import Tensor, nn
+from torch import Tensor
 
-from lewm.config import ModelConfig, model_config_from_dict
-from lewm.data.normalize import Normalizer
-from lewm.models.encoders import build_encoder
-from lewm.models.predictor import ActionEncoder, Predictor, Projector
-
-log = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = "lewm-checkpoint"
-CHECKPOINT_VERSION = 1
-CONFIG_FILE, WEIGHTS_FILE, NORMALIZER_FILE = "config.json", "model.safetensors", "normalizer.json"
+from lewm.losses import LeWMObjective, SIGReg
+from lewm.models.base import WorldModelBase
+from lewm.models.checkpoint import CheckpointError, resolve_checkpoint
+from lewm.models.encoders import EncoderConfig, build_encoder
+from lewm.models.predictor import ActionEncoder, Predictor, PredictorConfig, Projector
+from lewm.utils.config import check
 
 
-class CheckpointError(ValueError):
-    """A checkpoint folder is missing, incomplete or incompatible."""
+@dataclass
+class LeWMConfig:
+    kind: str = "lewm"  # world-model registry name (recorded in config.json)
+    latent_dim: int = 192  # D: one latent vector per frame
+    projector_hidden: int = 2048  # hidden width of both BN-MLP projectors
+    action_dim: int = 2  # A: raw action dimension (set from the data)
+    frameskip: int = 5  # raw actions per action block (and frame stride of clips)
+    action_smooth_dim: int = 10  # width of the first (per-block linear) action layer
+    action_hidden: int = 768  # hidden width of the action MLP
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.encoder, dict):
+            self.encoder = EncoderConfig(**self.encoder)
+        if isinstance(self.predictor, dict):
+            self.predictor = PredictorConfig(**self.predictor)
+        check(self.kind == "lewm", f"model.kind of a LeWMConfig must be 'lewm', got {self.kind!r}")
+        for name in ("latent_dim", "projector_hidden", "action_dim", "frameskip"):
+            value = getattr(self, name)
+            check(value >= 1, f"model.{name} must be >= 1, got {value}")
+        for name in ("action_smooth_dim", "action_hidden"):
+            value = getattr(self, name)
+            check(value >= 1, f"model.{name} must be >= 1, got {value}")
+
+    @property
+    def action_block_dim(self) -> int:
+        return self.frameskip * self.action_dim
 
 
-class LeWM(nn.Module):
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.config = config
+class LeWM(WorldModelBase):
+    config: LeWMConfig
+
+    def __init__(self, config: LeWMConfig) -> None:
+        super().__init__(config)
         D = config.latent_dim
         self.encoder = build_encoder(config.encoder)
         self.projector = Projector(self.encoder.out_dim, config.projector_hidden, D)
-        self.action_encoder = ActionEncoder(config)
+        self.action_encoder = ActionEncoder(
+            config.action_block_dim, config.action_smooth_dim, config.action_hidden, D
+        )
         self.predictor = Predictor(D, config.predictor)
         self.pred_projector = Projector(D, config.projector_hidden, D)
         enc = config.encoder
@@ -50,18 +69,6 @@ class LeWM(nn.Module):
             "pixel_mean", torch.tensor(enc.mean).view(1, 3, 1, 1), persistent=False
         )
         self.register_buffer("pixel_std", torch.tensor(enc.std).view(1, 3, 1, 1), persistent=False)
-        self.normalizer: Normalizer | None = None  # set by training / from_pretrained
-        self.metadata: dict[str, Any] = {}
-
-    def action_normalizer(self) -> Normalizer:
-        """The action statistics saved with the model (planning and analysis work in z-scored
-        action space); a clear error for a model that was not trained by ``lewm train``."""
-        if self.normalizer is None or "action" not in self.normalizer:
-            raise CheckpointError(
-                "the checkpoint has no action normaliser (normalizer.json); it was not trained by "
-                "`lewm train` - retrain it, or set model.normalizer = Normalizer.fit({'action': A})"
-            )
-        return self.normalizer
 
     # -- protocol attributes -------------------------------------------------------------------
     @property
@@ -69,12 +76,12 @@ class LeWM(nn.Module):
         return self.config.predictor.history
 
     @property
-    def action_block_dim(self) -> int:
-        return self.config.action_block_dim
-
-    @property
     def latent_dim(self) -> int:
         return self.config.latent_dim
+
+    @property
+    def image_size(self) -> int:
+        return self.config.encoder.image_size
 
     # -- encoding --------------------------------------------------------------------------------
     def preprocess(self, pixels: Tensor) -> Tensor:
@@ -89,13 +96,16 @@ class LeWM(nn.Module):
             x = F.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
         return (x - self.pixel_mean) / self.pixel_std
 
+    def encoder_features(self, pixels: Tensor) -> Tensor:
+        """pixels (N, h, w, 3) uint8 -> encoder features (N, W), before the projector."""
+        return self.encoder(self.preprocess(pixels))
+
     def encode(self, pixels: Tensor) -> Tensor:
         """pixels (B, T, h, w, 3) uint8 -> latents (B, T, D)."""
         if pixels.ndim != 5:
             raise ValueError(f"encode expects (B, T, h, w, 3) pixels, got {tuple(pixels.shape)}")
         B, T = pixels.shape[:2]
-        x = self.preprocess(pixels.reshape(B * T, *pixels.shape[2:]))  # (B*T, 3, s, s)
-        feats = self.encoder(x)  # (B*T, W)
+        feats = self.encoder_features(pixels.reshape(B * T, *pixels.shape[2:]))  # (B*T, W)
         return self.projector(feats).reshape(B, T, -1)  # (B, T, D)
 
     def embed_actions(self, blocks: Tensor) -> Tensor:
@@ -136,6 +146,8 @@ class LeWM(nn.Module):
         pred = self.predict(z[:, :N], self.embed_actions(action_blocks))  # (B, N, D)
         return {"z": z, "pred": pred}
 
+    rollout_chunk: int | None = 4096  # rows per rollout chunk (None: all at once)
+
     def rollout(
         self,
         z_context: Tensor,
@@ -153,22 +165,22 @@ class LeWM(nn.Module):
 
         ``fast=True`` (default) computes the same numbers as the plain window loop
         (:meth:`rollout_reference`, ``fast=False``) with less work; see
-        :mod:`lewm.models.fast_rollout`.
+        :meth:`lewm.models.predictor.Predictor.rollout`.
         """
         self._check_rollout_args(z_context, actions, history_actions)
-        B, C, D = z_context.shape
-        _, S, H, Ab = actions.shape
         if not fast:
             return self.rollout_reference(z_context, actions, history_actions)
+        B, C, D = z_context.shape
+        _, S, H, _ = actions.shape
         if C > self.history:  # the window never sees older frames: drop them (same result)
             C = self.history
             z_context = z_context[:, -C:]
             history_actions = history_actions[:, history_actions.shape[1] - (C - 1) :]
-        from lewm.models.fast_rollout import fast_rollout
-
         hist_emb = self.embed_actions(history_actions) if C > 1 else None  # (B, C-1, D)
         plan_emb = self.embed_actions(actions).reshape(B * S, H, D)  # (B*S, H, D)
-        return fast_rollout(self, z_context, hist_emb, plan_emb, S, self.rollout_chunk)
+        return self.predictor.rollout(
+            z_context, hist_emb, plan_emb, S, head=self.pred_projector, chunk=self.rollout_chunk
+        )
 
     def rollout_reference(
         self, z_context: Tensor, actions: Tensor, history_actions: Tensor | None = None
@@ -194,13 +206,16 @@ class LeWM(nn.Module):
     def _check_rollout_args(
         z_context: Tensor, actions: Tensor, history_actions: Tensor | None
     ) -> None:
+        if z_context.ndim != 3 or actions.ndim != 4:
+            raise ValueError(
+                f"rollout expects z_context (B, C, D) and actions (B, S, H, Ab), got "
+                f"{tuple(z_context.shape)} and {tuple(actions.shape)}"
+            )
         B, C = z_context.shape[:2]
         if actions.shape[0] != B:
             raise ValueError(f"actions batch {actions.shape[0]} != context batch {B}")
         if C > 1 and (history_actions is None or history_actions.shape[:2] != (B, C - 1)):
             raise ValueError(f"{C} context frames need history_actions of shape (B, {C - 1}, Ab)")
-
-    rollout_chunk: int | None = 4096  # rows per rollout chunk (None: all at once)
 
     def _rollout_rows(self, seq: Tensor, a_emb: Tensor, H: int) -> Tensor:
         # seq (R, C, D) context latents; a_emb (R, C-1+H, D) -> predictions (R, H, D)
@@ -213,114 +228,32 @@ class LeWM(nn.Module):
             seq = torch.cat([seq, nxt[:, None]], dim=1)  # (R, n+1, D)
         return torch.stack(preds, dim=1)
 
-    # -- checkpoints -----------------------------------------------------------------------------
-    def param_counts(self) -> dict[str, int]:
-        parts = {
-            "encoder": self.encoder,
-            "projector": self.projector,
-            "action_encoder": self.action_encoder,
-            "predictor": self.predictor,
-            "pred_projector": self.pred_projector,
-        }
-        counts = {k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}
-        counts["total"] = sum(counts.values())
-        return counts
 
-    def save_pretrained(
-        self,
-        path: str | os.PathLike,
-        *,
-        overwrite: bool = False,
-        extra_files: dict[str, bytes] | None = None,
-    ) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` (+ ``normalizer.json``) atomically.
-
-        The folder is assembled under a temporary name and renamed into place, so a crash never
-        leaves a half-written checkpoint; an existing folder is replaced only with ``overwrite``.
-        """
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"checkpoint {path} already exists (pass overwrite=True)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-            save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": CHECKPOINT_FORMAT})
-            cfg = {
-                "format": CHECKPOINT_FORMAT,
-                "version": CHECKPOINT_VERSION,
-                "model": _to_jsonable(self.config),
-                "metadata": self.metadata,
-            }
-            (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
-            if self.normalizer is not None:
-                (tmp / NORMALIZER_FILE).write_text(json.dumps(self.normalizer.to_dict(), indent=2))
-            for name, data in (extra_files or {}).items():
-                (tmp / name).write_bytes(data)
-            if path.exists():
-                old = path.with_name(f".{path.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
-
-    @classmethod
-    def from_pretrained(
-        cls, path: str | os.PathLike, map_location: str | torch.device = "cpu"
-    ) -> LeWM:
-        """Rebuild a model from a checkpoint folder (no pickles are read)."""
-        path = resolve_checkpoint(path)
-        try:
-            cfg = json.loads((path / CONFIG_FILE).read_text())
-        except json.JSONDecodeError as e:
-            raise CheckpointError(f"{path / CONFIG_FILE} is not valid JSON ({e})") from e
-        if cfg.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path} is not a lewm checkpoint (config.json format field)")
-        model = cls(model_config_from_dict(cfg["model"]))
-        try:
-            state = load_file(str(path / WEIGHTS_FILE), device=str(map_location))
-        except Exception as e:  # safetensors raises its own error types on corrupt files
-            raise CheckpointError(f"cannot read {path / WEIGHTS_FILE}: {e}") from e
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise CheckpointError(
-                f"{path}: weights do not match the config (missing {missing[:5]}, "
-                f"unexpected {unexpected[:5]})"
-            )
-        norm_file = path / NORMALIZER_FILE
-        if norm_file.exists():
-            model.normalizer = Normalizer.from_dict(json.loads(norm_file.read_text()))
-        model.metadata = cfg.get("metadata", {})
-        return model.to(map_location).eval()
+def build_objective(config: LeWMConfig, train: Any, distributed: bool = False) -> LeWMObjective:
+    """Next-embedding MSE + ``train.sigreg_weight`` x SIGReg (``train.sigreg_*`` settings)."""
+    sigreg = SIGReg(
+        train.sigreg_num_proj, train.sigreg_knots, seed=train.seed, distributed=distributed
+    )
+    return LeWMObjective(train.sigreg_weight, sigreg)
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """Accept a checkpoint folder, or a run folder (its ``model/`` or newest checkpoint)."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    if (path / CONFIG_FILE).exists() and (path / WEIGHTS_FILE).exists():
-        return path
-    if (path / "model" / WEIGHTS_FILE).exists():
-        return path / "model"
-    ckpts = sorted((path / "checkpoints").glob("step_*")) if (path / "checkpoints").is_dir() else []
-    ckpts = [c for c in ckpts if (c / WEIGHTS_FILE).exists()]
-    if ckpts:
-        return ckpts[-1]
-    missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE) if not (path / f).exists()]
-    raise CheckpointError(
-        f"{path} is not a checkpoint folder (missing {missing}) nor a run folder with model/ "
-        "or checkpoints/"
+def tiny_config() -> LeWMConfig:
+    """A toy-sized LeWM (16-px CNN, 16-d latent, 1-layer predictor) for tests and smoke runs."""
+    return LeWMConfig(
+        latent_dim=16,
+        projector_hidden=32,
+        action_smooth_dim=4,
+        action_hidden=32,
+        encoder=EncoderConfig(kind="cnn", image_size=16, width=32, channels=(8, 16)),
+        predictor=PredictorConfig(history=3, depth=1, heads=2, head_dim=8, mlp_dim=32),
     )
 
 
-def _to_jsonable(cfg: Any) -> Any:
-    import dataclasses
-
-    return dataclasses.asdict(cfg)
+__all__ = [
+    "CheckpointError",
+    "LeWM",
+    "LeWMConfig",
+    "build_objective",
+    "resolve_checkpoint",
+    "tiny_config",
+]

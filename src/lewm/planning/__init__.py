@@ -4,9 +4,10 @@ pixels -> WorldModel.encode -> WorldModel.rollout -> objective -> cost -> solver
 The planner needs only the :class:`WorldModel` protocol; solvers see only a cost function.
 """
 
+from lewm.models import WorldModel
 from lewm.planning.mpc import MPCController, Planner
 from lewm.planning.objective import GoalCost
-from lewm.planning.protocol import CostFn, Objective, Solver, WorldModel
+from lewm.planning.protocol import CostFn, Objective, Solver, SolveResult
 from lewm.planning.solvers import (
     CEM,
     ICEM,
@@ -17,10 +18,10 @@ from lewm.planning.solvers import (
     GradientSolver,
     ICEMConfig,
     MPPIConfig,
-    SolveResult,
     coloured_noise,
     make_solver,
     shift_plan,
+    solver_config,
 )
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "coloured_noise",
     "make_solver",
     "shift_plan",
+    "solver_config",
     "CEMConfig",
     "CostFn",
     "GoalCost",

@@ -4,6 +4,11 @@ Start = a random step of a dataset episode; goal = the state ``goal_offset`` ste
 same episode. The environment is reset to the start state, the goal image is *rendered by the
 environment* from the goal state (no dataset frame needed), and an episode succeeds if the
 environment reports success at any step within ``budget`` steps.
+
+Every action sent to an environment lies in its action space: the random policy draws inside the
+bounds, and planned actions are clipped to them (the executed action, not the planned one, is
+the context of the next plan). An episode ends at success, termination or truncation; the two
+last are recorded apart.
 """
 
 from __future__ import annotations
@@ -20,55 +25,16 @@ import torch
 
 from lewm.data.clips import split_episodes
 from lewm.data.hdf5 import DataError, EpisodeDataset
+from lewm.planning.config import EvalConfig
+from lewm.planning.mpc import MPCController, Planner
+from lewm.planning.objective import GoalCost
+from lewm.planning.solvers import make_solver
+from lewm.utils.config import to_dict
+from lewm.utils.distributed import DistInfo, gather_objects
 from lewm.utils.io import write_json
+from lewm.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EvalConfig:
-    episodes: int = 50  # start/goal pairs
-    goal_offset: int = 25  # env steps between start and goal
-    budget: int = 50  # env steps allowed
-    split: str = "heldout"  # "heldout" (the model's validation episodes), "train", or "all"
-    policy: str = "plan"  # "plan" (CEM + MPC with the world model) or "random"
-    solver: str = "cem"
-    num_samples: int = 300
-    num_elites: int = 30
-    iterations: int = 30
-    horizon: int = 5  # action blocks per plan
-    receding: int = 5  # blocks executed before replanning (the paper: the whole plan)
-    context: int = 1  # observed frames given to the predictor (the reference plans with 1)
-    cost: str = "terminal"  # "terminal" (paper: last predicted latent) or "path" (mean over H)
-    seed: int = 42
-    num_gifs: int = 4
-
-    def __post_init__(self) -> None:
-        from lewm.config import ConfigError
-
-        if self.episodes < 1:
-            raise ConfigError(f"--episodes must be >= 1, got {self.episodes}")
-        if self.goal_offset < 1:
-            raise ConfigError(f"--goal-offset must be >= 1, got {self.goal_offset}")
-        if self.budget < self.goal_offset:
-            raise ConfigError(
-                f"--budget ({self.budget}) is smaller than --goal-offset ({self.goal_offset}): the "
-                "goal would be unreachable by construction"
-            )
-        if self.split not in ("heldout", "train", "all"):
-            raise ConfigError(f"--split must be heldout, train or all, got {self.split!r}")
-        if self.policy not in ("plan", "random"):
-            raise ConfigError(f"--policy must be plan or random, got {self.policy!r}")
-        if not 1 <= self.receding <= self.horizon:
-            raise ConfigError(
-                f"--receding must be in [1, horizon={self.horizon}], got {self.receding}"
-            )
-        if self.context < 1:
-            raise ConfigError(f"--context must be >= 1, got {self.context}")
-        from lewm.planning.objective import COSTS
-
-        if self.cost not in COSTS:
-            raise ConfigError(f"--cost must be one of {', '.join(COSTS)}, got {self.cost!r}")
 
 
 def sample_tasks(
@@ -126,6 +92,10 @@ class EvalResult:
     task_index: list[int]  # position of each task in the full sampled list (for merging shards)
     # the env's numeric errors (distance, pos_error, angle_error) at the last step of each task
     final_errors: list[dict[str, float]] = field(default_factory=list)
+    terminated: list[bool] = field(default_factory=list)  # the env ended the episode itself
+    truncated: list[bool] = field(default_factory=list)  # the env cut the episode short
+    # env steps at which a planned action lay outside the action space and was clipped to it
+    clipped_steps: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,6 +110,18 @@ def _make_envs(env_name: str, n: int, resolution: int):
     return [make_env(env_name, resolution=resolution) for _ in range(n)]
 
 
+def action_bounds(space: Any, env_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) of a continuous (Box) action space, each (A,) float64."""
+    low, high = getattr(space, "low", None), getattr(space, "high", None)
+    shape = getattr(space, "shape", None)
+    if low is None or high is None or shape is None or len(shape) != 1:
+        raise DataError(
+            f"environment {env_name!r} has action space {space}; evaluation needs a "
+            "one-dimensional continuous (Box) action space"
+        )
+    return np.asarray(low, np.float64).reshape(-1), np.asarray(high, np.float64).reshape(-1)
+
+
 def evaluate(
     model: Any | None,
     env_name: str,
@@ -147,16 +129,18 @@ def evaluate(
     cfg: EvalConfig,
     out_dir: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
-    progress: bool = False,
+    progress: bool | None = None,
     shard: tuple[int, int] | None = None,
 ) -> EvalResult:
     """Run the protocol; write ``eval.json`` and GIFs into ``out_dir`` if given.
 
-    ``shard=(k, n)`` runs only tasks k, k+n, k+2n, ... of the sampled list (one process of n)
-    and writes only their GIFs; :func:`merge_results` joins the shards and the caller writes
-    ``eval.json``. The random policy draws from one generator per task, so its result does not
-    depend on sharding; planning batches the episodes of a shard together, so sharded and
-    unsharded planning runs are statistically, not bitwise, equivalent.
+    ``model`` is any world model (:class:`lewm.models.WorldModel`); None only for the random
+    policy. ``shard=(k, n)`` runs only tasks k, k+n, k+2n, ... of the sampled list (one process
+    of n) and writes only their GIFs; :func:`merge_results` joins the shards and the caller
+    writes ``eval.json``. The random policy draws from one generator per task, so its result
+    does not depend on sharding; planning batches the episodes of a shard together, so sharded
+    and unsharded planning runs are statistically, not bitwise, equivalent. ``progress``: a bar
+    over the step budget (None: when stderr is a terminal).
     """
     t0 = time.perf_counter()
     data_path = Path(data)
@@ -179,10 +163,11 @@ def evaluate(
     states = dataset.column("state")
     res = dataset.image_shape[0]
     envs = _make_envs(env_name, len(tasks), res)
-    action_dim = int(envs[0].action_space.shape[0])
-    if model is not None and model.config.action_dim != action_dim:
+    low, high = action_bounds(envs[0].action_space, env_name)  # (A,) each
+    action_dim = len(low)
+    if model is not None and model.action_dim != action_dim:
         raise DataError(
-            f"the checkpoint was trained with action_dim {model.config.action_dim}, environment "
+            f"the checkpoint was trained with action_dim {model.action_dim}, environment "
             f"{env_name!r} has {action_dim}: evaluate with the environment the model was trained on"
         )
     if dataset.action_dim != action_dim:
@@ -204,31 +189,43 @@ def evaluate(
     if cfg.policy == "plan":
         if model is None:
             raise ValueError("policy 'plan' needs a model")
-        controller = _build_controller(model, cfg, action_dim, device)
+        controller = _build_controller(model, cfg, low, high, device)
         controller.reset(torch.from_numpy(goal_px))
+    elif not (np.isfinite(low).all() and np.isfinite(high).all()):
+        raise DataError(
+            f"the random policy draws uniformly in the action space, but {env_name!r} has "
+            f"unbounded actions (low {low.tolist()}, high {high.tolist()})"
+        )
     E = len(tasks)
     success = np.zeros(E, dtype=bool)
-    steps_to = [None] * E
+    terminated, truncated = np.zeros(E, dtype=bool), np.zeros(E, dtype=bool)
+    steps_to: list[int | None] = [None] * E
     frames = [[f] for f in frames0]  # observation frames per env, one per env step
     final_errors: list[dict[str, float]] = [{} for _ in range(E)]
+    bar = progress_bar(cfg.budget, f"eval {env_name} ({cfg.policy})", progress, unit="step")
     for t in range(cfg.budget):
-        active = ~success
+        active = ~(success | terminated | truncated)
         if not active.any():
             break
         if controller is None:
-            actions = np.stack([r.uniform(-1, 1, size=action_dim) for r in task_rngs])
+            actions = np.stack([r.uniform(low, high, size=action_dim) for r in task_rngs])
             actions = actions.astype(np.float32)  # (E, A)
         else:
-            actions = controller.act(frames, active)
+            actions = controller.act(frames, active)  # (E, A), inside [low, high]
         for i, env in enumerate(envs):
             if not active[i]:
                 continue
-            _, _, terminated, _, info = env.step(actions[i])
+            _, _, term, trunc, info = env.step(actions[i])
             frames[i].append(env.render())
             final_errors[i] = {k: float(info[k]) for k in _ERROR_KEYS if k in info}
-            if terminated or info.get("success", False):
+            # the env's success flag; an env without one succeeds when it terminates
+            if bool(info["success"]) if "success" in info else bool(term):
                 success[i] = True
                 steps_to[i] = t + 1
+            terminated[i], truncated[i] = bool(term), bool(trunc)
+        bar.update(1)
+        bar.set_postfix(success=f"{int(success.sum())}/{E}")
+    bar.close()
     wall = time.perf_counter() - t0
     plan_times = list(getattr(controller, "plan_times", []) or [])
     plan_sizes = list(getattr(controller, "plan_batch_sizes", []) or [])
@@ -244,7 +241,7 @@ def evaluate(
         plan_seconds_total=float(np.sum(plan_times)),
         wall_seconds=wall,
         settings={
-            **asdict(cfg),
+            **to_dict(cfg),
             "env": env_name,
             "data": str(data_path),
             "threads": torch.get_num_threads(),
@@ -252,6 +249,9 @@ def evaluate(
         },
         task_index=index,
         final_errors=final_errors,
+        terminated=[bool(x) for x in terminated],
+        truncated=[bool(x) for x in truncated],
+        clipped_steps=int(getattr(controller, "clipped_steps", 0)),
     )
     if out_dir is not None:
         out = Path(out_dir)
@@ -266,16 +266,22 @@ def evaluate(
 
 def merge_results(parts: list[EvalResult]) -> EvalResult:
     """Join the results of evaluation shards into one, in the original task order."""
+
+    def per_task(p: EvalResult, name: str, missing: Any) -> list:
+        return getattr(p, name) or [missing] * len(p.tasks)
+
     rows = sorted(
         (
-            (g, tuple(t), ok, n, err)
+            row
             for p in parts
-            for g, t, ok, n, err in zip(
+            for row in zip(
                 p.task_index,
-                p.tasks,
+                (tuple(t) for t in p.tasks),
                 p.successes,
                 p.steps_to_success,
-                p.final_errors or [{}] * len(p.tasks),
+                per_task(p, "final_errors", {}),
+                per_task(p, "terminated", False),
+                per_task(p, "truncated", False),
                 strict=True,
             )
         ),
@@ -301,15 +307,24 @@ def merge_results(parts: list[EvalResult]) -> EvalResult:
         settings={**parts[0].settings, "processes": len(parts)},
         task_index=[r[0] for r in rows],
         final_errors=[r[4] for r in rows],
+        terminated=[r[5] for r in rows],
+        truncated=[r[6] for r in rows],
+        clipped_steps=sum(p.clipped_steps for p in parts),
     )
 
 
-def evaluate_distributed(model, env_name: str, data, cfg: EvalConfig, out_dir, info) -> EvalResult:
+def evaluate_distributed(
+    model: Any | None,
+    env_name: str,
+    data: str | os.PathLike,
+    cfg: EvalConfig,
+    out_dir: str | os.PathLike | None,
+    info: DistInfo,
+    progress: bool | None = None,
+) -> EvalResult:
     """One torchrun worker's part of :func:`evaluate`: evaluate this rank's shard of the tasks,
     gather every shard, and (rank 0) write the merged ``eval.json``. Returns the merged result on
     every rank."""
-    from lewm.training.distributed import gather_objects
-
     if model is not None:
         model = model.to(info.device)
     local = evaluate(
@@ -319,6 +334,7 @@ def evaluate_distributed(model, env_name: str, data, cfg: EvalConfig, out_dir, i
         cfg,
         out_dir=out_dir,
         device=info.device,
+        progress=progress if info.is_main else False,
         shard=(info.rank, info.world_size),
     )
     merged = merge_results(gather_objects(local, info))
@@ -327,19 +343,14 @@ def evaluate_distributed(model, env_name: str, data, cfg: EvalConfig, out_dir, i
     return merged
 
 
-def _build_controller(model, cfg: EvalConfig, action_dim: int, device):
-    from lewm.planning.mpc import MPCController, Planner
-    from lewm.planning.objective import GoalCost
-    from lewm.planning.solvers import make_solver
-
+def _build_controller(
+    model: Any, cfg: EvalConfig, low: np.ndarray, high: np.ndarray, device: str | torch.device
+) -> MPCController:
+    """The solver of ``cfg.solver`` (seeded by ``cfg.seed``), the planner and the controller,
+    which clips every executed action to [low, high]."""
     norm = model.action_normalizer()
-    solver = make_solver(
-        cfg.solver,
-        num_samples=cfg.num_samples,
-        num_elites=cfg.num_elites,
-        iterations=cfg.iterations,
-        seed=cfg.seed,
-    )
+    options = {k: v for k, v in asdict(cfg.solver).items() if k != "kind"}
+    solver = make_solver(cfg.solver.kind, **{**options, "seed": cfg.seed})
     planner = Planner(
         model.to(device).eval(),
         solver,
@@ -349,9 +360,12 @@ def _build_controller(model, cfg: EvalConfig, action_dim: int, device):
     )
     return MPCController(
         planner,
-        frameskip=model.config.frameskip,
-        action_dim=action_dim,
+        frameskip=model.frameskip,
+        action_dim=len(low),
         denormalize=lambda a: norm.denormalize("action", a),
+        normalize=lambda a: norm.normalize("action", a),
+        action_low=low,
+        action_high=high,
         seed=cfg.seed,
         context=cfg.context,
     )

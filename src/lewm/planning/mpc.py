@@ -24,22 +24,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lewm.models import WorldModel, model_device
 from lewm.planning.objective import GoalCost
-from lewm.planning.protocol import Objective, Solver, WorldModel
-from lewm.planning.solvers import SolveResult, shift_plan
+from lewm.planning.protocol import Objective, Solver, SolveResult
+from lewm.planning.solvers import shift_plan
 
 log = logging.getLogger(__name__)
-
-
-def _model_device(model: Any) -> torch.device:
-    dev = getattr(model, "device", None)
-    if isinstance(dev, torch.device | str):
-        return torch.device(dev)
-    params = getattr(model, "parameters", None)
-    if callable(params):
-        for p in params():
-            return p.device
-    return torch.device("cpu")
 
 
 def _as_uint8(pixels: Any, device: torch.device) -> Tensor:
@@ -78,7 +68,7 @@ class Planner:
         self.model, self.solver = model, solver
         self.objective = objective if objective is not None else GoalCost()
         self.horizon, self.receding, self.warm_start = horizon, receding, warm_start
-        self.device = torch.device(device) if device is not None else _model_device(model)
+        self.device = torch.device(device) if device is not None else model_device(model)
         self.dtype = dtype  # dtype of the searched action blocks
 
     @property
@@ -171,6 +161,12 @@ class MPCController:
     of H blocks becomes H*frameskip raw steps; the first ``receding * frameskip`` are queued
     (de-normalised with ``denormalize``). Inactive environments get NaN, are not planned for,
     and their queues and step counters do not advance.
+
+    With ``action_low``/``action_high`` (the environment's action space) every raw action is
+    clipped into the box before it is returned; a clipped action's normalised value is
+    recomputed with ``normalize``, so the history of executed blocks (the context of the next
+    plan) holds what the environment really received. ``clipped_steps`` counts the executed
+    steps that were clipped.
     """
 
     def __init__(
@@ -181,6 +177,10 @@ class MPCController:
         denormalize: Callable[[Tensor], Tensor] | None = None,
         seed: int = 0,
         context: int | None = None,
+        *,
+        normalize: Callable[[Tensor], Tensor] | None = None,
+        action_low: Any = None,
+        action_high: Any = None,
     ) -> None:
         if frameskip < 1:
             raise ValueError(f"frameskip must be >= 1, got {frameskip}")
@@ -194,8 +194,24 @@ class MPCController:
         history = int(planner.model.history)
         if context is not None and context < 1:
             raise ValueError(f"context must be >= 1 (or None for model.history), got {context}")
+        bounds = []
+        for name, value in (("action_low", action_low), ("action_high", action_high)):
+            b = None if value is None else np.asarray(value, np.float64).reshape(-1)
+            if b is not None and (b.shape != (action_dim,) or np.isnan(b).any()):
+                raise ValueError(f"{name} must be {action_dim} numbers, got {value!r}")
+            bounds.append(b)
+        self.action_low, self.action_high = bounds
+        if self.action_low is not None and self.action_high is not None:
+            if (self.action_low > self.action_high).any():
+                raise ValueError(f"action_low {action_low} exceeds action_high {action_high}")
+        if any(b is not None for b in bounds) and normalize is None and denormalize is not None:
+            raise ValueError(
+                "clipping to action bounds needs normalize (the inverse of denormalize) to "
+                "record the executed actions"
+            )
         self.planner, self.frameskip, self.action_dim = planner, frameskip, action_dim
-        self.denormalize, self.seed = denormalize, seed
+        self.denormalize, self.normalize, self.seed = denormalize, normalize, seed
+        self.clipped_steps = 0  # executed env steps whose planned action left the action space
         self.context = history if context is None else min(context, history)  # C_max
         self.plan_times: list[float] = []  # wall seconds of each batched plan call
         self.plan_batch_sizes: list[int] = []  # environments in each plan call
@@ -214,12 +230,14 @@ class MPCController:
         self._gen = torch.Generator(device=self.planner.device).manual_seed(self.seed)
         C = self.context
         self._t = [0] * B  # env steps executed per env
-        self._queue: list[deque] = [deque() for _ in range(B)]  # (raw (A,), normalised (A,))
+        # per env: (raw (A,), normalised (A,), clipped) of each queued step
+        self._queue: list[deque] = [deque() for _ in range(B)]
         self._frames: list[deque] = [deque(maxlen=C) for _ in range(B)]  # block-start frames
         self._blocks: list[deque] = [deque(maxlen=C - 1) for _ in range(B)]  # (Ab,) executed
         self._pending: list[list[np.ndarray]] = [[] for _ in range(B)]  # steps of current block
         self._last_plan: list[Tensor | None] = [None] * B  # (H, Ab) normalised, for warm start
         self.plan_times, self.plan_batch_sizes, self.last_result = [], [], None
+        self.clipped_steps = 0
 
     def context_of(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
         """Env ``i``'s planning context now: frames (C, h, w, 3), history_actions (C-1, Ab)."""
@@ -258,8 +276,9 @@ class MPCController:
 
         out = np.full((B, A), np.nan, dtype=np.float32)
         for i in np.flatnonzero(active):
-            raw, norm = self._queue[i].popleft()
+            raw, norm, clipped = self._queue[i].popleft()
             out[i] = raw
+            self.clipped_steps += int(clipped)
             self._pending[i].append(norm)
             self._t[i] += 1
             if len(self._pending[i]) == f:  # block complete
@@ -302,7 +321,28 @@ class MPCController:
         steps = plan[:, :R].reshape(len(idx), R * f, A)  # (n, R, f*A) -> (n, R*f, A)
         raw = self.denormalize(steps) if self.denormalize is not None else steps  # (n, R*f, A)
         raw = torch.as_tensor(raw).to("cpu", torch.float32).numpy()
-        steps_np = steps.numpy()
+        steps_np = steps.numpy()  # (n, R*f, A) normalised, as planned
+        raw, steps_np, clipped = self._clip(raw, steps_np)
         for j, i in enumerate(idx):
             self._last_plan[i] = plan[j].clone()
-            self._queue[i].extend(zip(raw[j], steps_np[j], strict=True))
+            self._queue[i].extend(zip(raw[j], steps_np[j], clipped[j], strict=True))
+
+    def _clip(self, raw: np.ndarray, norm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw steps (n, K, A) clipped into [action_low, action_high]; the normalised values of
+        clipped steps recomputed from the clipped raw ones; which steps (n, K) were clipped."""
+        clipped = np.zeros(raw.shape[:2], dtype=bool)  # (n, K)
+        if self.action_low is None and self.action_high is None:
+            return raw, norm, clipped
+        lo = -np.inf if self.action_low is None else self.action_low  # (A,)
+        hi = np.inf if self.action_high is None else self.action_high  # (A,)
+        bounded = np.clip(raw, lo, hi)  # (n, K, A) float64: exact for in-range float32 values
+        clipped = (bounded != raw).any(axis=-1)  # (n, K)
+        if not clipped.any():
+            return raw, norm, clipped
+        raw = bounded.astype(np.float32)
+        if self.normalize is not None:
+            renorm = torch.as_tensor(self.normalize(torch.from_numpy(raw))).numpy()
+        else:  # no normalisation at all: the raw action is the normalised one
+            renorm = raw
+        norm = np.where(clipped[..., None], renorm.astype(np.float32), norm)
+        return raw, norm, clipped

@@ -1,5 +1,7 @@
-"""Training loop: AdamW, warm-up + cosine, grad clipping, bf16 autocast, episode-split validation,
-atomic checkpoints and exact resume (weights, optimizer, scheduler, RNG and data position).
+"""Training loop for any registered world model (model and objective come from the registry of
+``lewm.models`` by ``config.model.kind``): AdamW, warm-up + cosine, grad clipping, bf16
+autocast, episode-split validation, atomic checkpoints and exact resume (weights, optimizer,
+scheduler, RNG and data position; see lewm.training.checkpoint).
 
 With ``distributed=True`` (under torchrun) the same loop runs data-parallel: every step's global
 batch of ``train.batch_size`` clips is split into equal contiguous shards, one per process; the
@@ -10,37 +12,49 @@ K-process step then computes the loss and gradients of the single-process step o
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from lewm.analysis.geometry import straightness
-from lewm.config import Config, ConfigError
 from lewm.data.clips import ClipSampler, EpochBatches, split_episodes
 from lewm.data.hdf5 import DataError, EpisodeDataset
 from lewm.data.normalize import Normalizer
-from lewm.losses import LeWMObjective, SIGReg
-from lewm.models.lewm import WEIGHTS_FILE, LeWM
-from lewm.training import distributed as dist_utils
-from lewm.training.distributed import DistInfo
+from lewm.losses import latent_std, straightness
+from lewm.models import build_model, build_objective
+from lewm.training import checkpoint
+from lewm.training.batchnorm import convert_batchnorm
+from lewm.training.config import TrainConfig
+from lewm.utils import distributed as dist_utils
+from lewm.utils.config import ConfigError
+from lewm.utils.distributed import DistInfo
 from lewm.utils.io import write_json
+from lewm.utils.progress import progress_bar, progress_enabled
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "training_state.pt"
 RUN_CONFIG = "run.json"
+
+
+class RunConfig(Protocol):
+    """What the trainer reads of a config tree (``lewm.config.Config`` is one): a registered
+    world model's config, the training settings, and a round trip through a plain dict."""
+
+    model: Any
+    train: TrainConfig
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig: ...
 
 
 def resolve_device(name: str) -> torch.device:
@@ -97,7 +111,7 @@ class TrainResult:
 class Trainer:
     def __init__(
         self,
-        config: Config,
+        config: RunConfig,
         data: str | os.PathLike,
         run_dir: str | os.PathLike,
         *,
@@ -115,7 +129,7 @@ class Trainer:
                     "--resume)"
                 )
             saved = json.loads((self.run_dir / RUN_CONFIG).read_text())
-            config = Config.from_dict(saved["config"])
+            config = type(config).from_dict(saved["config"])
         # torchrun workers join the process group; a single process keeps DistInfo() (rank 0 of 1)
         self.dist = dist_utils.init(config.train.device) if distributed else DistInfo()
         try:
@@ -126,7 +140,7 @@ class Trainer:
 
     def _setup(
         self,
-        config: Config,
+        config: RunConfig,
         data: str | os.PathLike,
         resume: bool,
         overwrite: bool,
@@ -152,9 +166,7 @@ class Trainer:
         self.amp_dtype = resolve_precision(tc.precision, self.device)
         if tc.num_threads:
             torch.set_num_threads(tc.num_threads)
-        self.progress = self.dist.is_main and (
-            sys.stderr.isatty() if progress is None else progress
-        )
+        self.progress = self.dist.is_main and progress_enabled(progress)
 
         # data --------------------------------------------------------------------------------
         self.data_path = Path(data)
@@ -174,7 +186,16 @@ class Trainer:
         if self.dataset.has("proprio"):
             fit_cols["proprio"] = self.dataset.rows("proprio", self._rows_of(self.train_eps))
         self.normalizer = Normalizer.fit(fit_cols)
-        N, f = mc.predictor.history, mc.frameskip
+        # model and objective from the world-model registry (config.model.kind) -------------------
+        torch.manual_seed(tc.seed)  # identical initial weights on every rank
+        self.model = build_model(mc).to(self.device)
+        if self.dist.enabled and tc.sync_batchnorm:
+            convert_batchnorm(self.model)  # same state-dict keys as nn.BatchNorm*
+        if self.dist.enabled:  # but a different dropout stream per rank
+            torch.manual_seed(dist_utils.rank_seed(tc.seed, self.dist.rank))
+        self.objective = build_objective(mc, tc, self.dist.enabled).to(self.device)
+
+        N, f = self.model.history, self.model.frameskip
         self.train_clips = ClipSampler(self.dataset, self.train_eps, N, f, self.normalizer)
         self.val_clips = (
             ClipSampler(self.dataset, self.val_eps, N, f, self.normalizer)
@@ -183,13 +204,7 @@ class Trainer:
         )
         self.batches = EpochBatches(len(self.train_clips), tc.batch_size, tc.seed)
 
-        # model and optimisation ------------------------------------------------------------------
-        torch.manual_seed(tc.seed)  # identical initial weights on every rank
-        self.model = LeWM(mc).to(self.device)
-        if self.dist.enabled and tc.sync_batchnorm:
-            dist_utils.convert_batchnorm(self.model)  # same state-dict keys as nn.BatchNorm*
-        if self.dist.enabled:  # but a different dropout stream per rank
-            torch.manual_seed(dist_utils.rank_seed(tc.seed, self.dist.rank))
+        # what the checkpoint records beside the weights, and the optimiser -----------------------
         self.model.normalizer = self.normalizer
         self.model.metadata = {
             "dataset": str(self.data_path.resolve()),
@@ -202,12 +217,6 @@ class Trainer:
             "env": self.dataset.attrs.get("env"),
             **(metadata or {}),
         }
-        self.objective = LeWMObjective(
-            tc.sigreg_weight,
-            SIGReg(
-                tc.sigreg_num_proj, tc.sigreg_knots, seed=tc.seed, distributed=self.dist.enabled
-            ),
-        ).to(self.device)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay
         )
@@ -216,7 +225,7 @@ class Trainer:
         )
         self.step = 0
         if resume:
-            self._load_state()
+            self._resume()
         elif self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             write_json(
@@ -232,8 +241,9 @@ class Trainer:
         self.metrics_path = self.run_dir / "metrics.jsonl"
         self.net: torch.nn.Module = self.model  # what training steps call (DDP when distributed)
         if self.dist.enabled:
-            sigreg = self.objective.sigreg  # the same SIGReg directions on every rank
-            sigreg.set_rng_state(dist_utils.broadcast_object(sigreg.get_rng_state(), self.dist))
+            # the same objective random stream (SIGReg directions) on every rank
+            rng = dist_utils.broadcast_object(self.objective.rng_state(), self.dist)
+            self.objective.set_rng_state(rng)
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
@@ -279,9 +289,9 @@ class Trainer:
         blocks = blocks.to(self.device, non_blocking=True)
         with self._autocast():
             out = (self.model if net is None else net)(pixels, blocks)
-            terms = self.objective(out["z"], out["pred"])
-        z = out["z"].detach().float()
-        terms["z_std"] = z.std(dim=0).mean()  # per-dimension batch std, averaged
+            terms = self.objective(**out)
+        z = out["z"].detach().float()  # (B, T, D) the clip's latents
+        terms["z_std"] = latent_std(z)
         if z.shape[1] >= 3:
             terms["straightness"] = straightness(z)
         return terms
@@ -319,10 +329,12 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Fixed held-out clips, a fixed SIGReg direction stream: comparable across steps.
+        """Fixed held-out clips, a fixed objective random stream (SIGReg directions):
+        comparable across steps.
 
         Under DDP only rank 0 validates (the full validation set, with the unwrapped model and a
-        rank-local SIGReg, so the numbers equal the single-process ones); other ranks return {}.
+        rank-local objective, so the numbers equal the single-process ones); other ranks
+        return {}.
         """
         if self.val_clips is None or not self.dist.is_main:
             return {}
@@ -331,108 +343,49 @@ class Trainer:
         rng = np.random.default_rng([tc.seed, 7])
         n = min(len(self.val_clips), tc.batch_size * max(1, tc.val_batches))
         idx = np.sort(rng.choice(len(self.val_clips), size=n, replace=False))
-        sigreg = self.objective.sigreg
-        saved = sigreg.get_rng_state()
-        sigreg.generator.manual_seed(tc.seed + 1)
+        saved = self.objective.rng_state()
+        self.objective.manual_seed(tc.seed + 1)
         sums: dict[str, float] = {}
         chunks = [idx[i : i + tc.batch_size] for i in range(0, n, tc.batch_size)]
         chunks = [c for c in chunks if len(c) >= 2]
-        with sigreg.local():
+        with self.objective.local():
             for chunk in chunks:
                 terms = self._forward(*self.val_clips.gather(chunk))
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
-        sigreg.set_rng_state(saved)
+        self.objective.set_rng_state(saved)
         return {k: v / len(chunks) for k, v in sums.items()}
 
-    # -- checkpoints -----------------------------------------------------------------------------
-    def _ckpt_dir(self, step: int) -> Path:
-        return self.run_dir / "checkpoints" / f"step_{step:07d}"
-
+    # -- checkpoints (lewm.training.checkpoint) -------------------------------------------------
     def save_checkpoint(self) -> Path:
         """Write a checkpoint (rank 0); under DDP every rank must call it (RNG states are
         gathered so that each rank's dropout stream resumes exactly)."""
-        state: dict[str, Any] = {
-            "step": self.step,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "sigreg_rng": self.objective.sigreg.get_rng_state(),
-        }
-        if self.dist.enabled:
-            own = {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state(self.device)
-                if self.device.type == "cuda"
-                else None,
-            }
-            state["rank_rng"] = dist_utils.gather_objects(own, self.dist)
-            if not self.dist.is_main:
-                return self._ckpt_dir(self.step)
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        self.model.metadata["step"] = self.step
-        path = self.model.save_pretrained(
-            self._ckpt_dir(self.step), overwrite=True, extra_files={STATE_FILE: buf.getvalue()}
+        return checkpoint.save(
+            self.run_dir,
+            self.step,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            self.objective,
+            self.dist,
+            self.device,
+            self.config.train.keep_checkpoints,
         )
-        ckpts = sorted((self.run_dir / "checkpoints").glob("step_*"))
-        for old in ckpts[: -self.config.train.keep_checkpoints]:
-            shutil.rmtree(old, ignore_errors=True)
-        return path
 
-    def _load_state(self) -> None:
-        ckpts = sorted(
-            c
-            for c in (self.run_dir / "checkpoints").glob("step_*")
-            if (c / WEIGHTS_FILE).exists() and (c / STATE_FILE).exists()
+    def _resume(self) -> None:
+        self.step, ckpt = checkpoint.load(
+            self.run_dir,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            self.objective,
+            self.dist,
+            self.device,
+            self.config.train.seed,
         )
-        if not ckpts:
-            raise FileNotFoundError(
-                f"cannot resume: no complete checkpoint in {self.run_dir}/checkpoints"
-            )
-        ckpt = ckpts[-1]
-        loaded = LeWM.from_pretrained(ckpt, map_location=self.device)
-        self.model.load_state_dict(loaded.state_dict())
-        state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.objective.sigreg.set_rng_state(state["sigreg_rng"])
-        self.step = int(state["step"])
-        if self.dist.enabled:
-            self._load_rank_rng(state.get("rank_rng"))
-        # drop metric lines logged after the checkpoint we resume from
-        mpath = self.run_dir / "metrics.jsonl"
-        if mpath.exists() and self.dist.is_main:
-            keep = [
-                ln
-                for ln in mpath.read_text().splitlines()
-                if ln and json.loads(ln)["step"] <= self.step
-            ]
-            mpath.write_text("".join(ln + "\n" for ln in keep))
         if self.dist.is_main:
+            checkpoint.truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
             log.info("resumed %s at step %d", ckpt, self.step)
-
-    def _load_rank_rng(self, saved: list[dict[str, Any]] | None) -> None:
-        """This rank's dropout RNG: saved by the same rank, or re-derived when the number of
-        processes changed (data order, SIGReg directions and weights still resume exactly)."""
-        W, r = self.dist.world_size, self.dist.rank
-        if saved is not None and len(saved) == W:
-            torch.set_rng_state(saved[r]["torch"])
-            if saved[r]["cuda"] is not None and self.device.type == "cuda":
-                torch.cuda.set_rng_state(saved[r]["cuda"], self.device)
-            return
-        torch.manual_seed(dist_utils.rank_seed(self.config.train.seed, r, self.step))
-        if self.dist.is_main:
-            log.warning(
-                "checkpoint written by %s process(es), resuming on %d: dropout masks follow a "
-                "fresh random stream from here",
-                len(saved) if saved is not None else 1,
-                W,
-            )
 
     # -- loop ------------------------------------------------------------------------------------
     def _log(self, record: dict[str, Any]) -> None:
@@ -448,13 +401,7 @@ class Trainer:
         t_start = time.perf_counter()
         window_t, window_n = time.perf_counter(), 0
         acc: dict[str, float] = {}
-        bar = tqdm(
-            total=tc.steps,
-            initial=self.step,
-            disable=not self.progress,
-            desc="train",
-            dynamic_ncols=True,
-        )
+        bar = progress_bar(tc.steps, "train", self.progress, initial=self.step)
         last: dict[str, float] = {}
         while self.step < end:
             out = self.train_step()
@@ -469,9 +416,8 @@ class Trainer:
                 rec["train/samples_per_s"] = window_n / max(now - window_t, 1e-9)
                 self._log(rec)
                 last = rec
-                bar.set_postfix(
-                    pred=f"{rec['train/pred_loss']:.4f}", sig=f"{rec['train/sigreg']:.2f}"
-                )
+                shown = [k for k in rec if k.startswith("train/") and k != "train/samples_per_s"]
+                bar.set_postfix({k[6:]: f"{rec[k]:.4g}" for k in shown[:3]})
                 acc, window_t, window_n = {}, now, 0
             if tc.val_every and self.step % tc.val_every == 0 and self.step < tc.steps:
                 if self.dist.is_main:
@@ -493,7 +439,7 @@ class Trainer:
             if self.dist.is_main:
                 self.model.save_pretrained(model_dir, overwrite=True)
         else:
-            model_dir = self._ckpt_dir(self.step)
+            model_dir = checkpoint.checkpoint_dir(self.run_dir, self.step)
             if not dist_utils.broadcast_object(model_dir.exists(), self.dist):
                 model_dir = self.save_checkpoint()
         dist_utils.barrier(self.dist)  # every rank returns once rank 0's files are written
@@ -507,9 +453,12 @@ class Trainer:
         )
 
 
-def train(config: Config, data: str | os.PathLike, out: str | os.PathLike, **kwargs) -> TrainResult:
-    """Train LeWM on an episode HDF5 file; see :class:`Trainer` (``distributed=True`` under
-    torchrun). Leaves the process group afterwards if it joined it."""
+def train(
+    config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, **kwargs: Any
+) -> TrainResult:
+    """Train the world model of ``config.model`` (any registered kind) on an episode HDF5 file;
+    see :class:`Trainer` (``distributed=True`` under torchrun). Leaves the process group
+    afterwards if it joined it."""
     stop_after = kwargs.pop("stop_after", None)
     trainer = Trainer(config, data, out, **kwargs)
     try:

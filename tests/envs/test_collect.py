@@ -4,9 +4,8 @@ import h5py
 import numpy as np
 import pytest
 
-from lewm.data.collect import COLLECTORS, collect_tworoom
 from lewm.data.hdf5 import EpisodeDataset
-from lewm.envs.tworoom import SUCCESS_DIST, render_batch, step_dynamics
+from lewm.envs.tworoom import SUCCESS_DIST, collect_tworoom, render_batch, step_dynamics
 
 
 def test_collection_layout_and_consistency(tmp_path):
@@ -84,10 +83,6 @@ def test_collection_rejects_bad_arguments(tmp_path, kwargs, match):
     assert not (tmp_path / "x.h5").exists()
 
 
-def test_collectors_dispatch_by_name():
-    assert COLLECTORS["tworoom"] is collect_tworoom
-
-
 def test_cli_noise_option_reaches_the_collector(tmp_path, capsys):
     from lewm.cli.main import main
     from lewm.data.hdf5 import EpisodeDataset
@@ -98,8 +93,19 @@ def test_cli_noise_option_reaches_the_collector(tmp_path, capsys):
     assert EpisodeDataset(out).attrs["noise_std"] == 0.0
     capsys.readouterr()
     assert main([*args[:-2], str(tmp_path / "bad.h5"), "--noise", "-1"]) == 2
-    assert "--noise must be >= 0" in capsys.readouterr().err
+    assert "noise_std must be >= 0" in capsys.readouterr().err
     assert not (tmp_path / "bad.h5").exists()
+
+
+def test_cli_max_steps_defaults_to_the_environments(tmp_path):
+    from lewm.cli.main import main
+
+    args = ["collect", "tworoom", "--episodes", "3", "--no-progress", "--noise", "0"]
+    assert main([*args, "--out", str(tmp_path / "default.h5")]) == 0
+    assert EpisodeDataset(tmp_path / "default.h5").attrs["max_steps"] == 100
+    assert main([*args, "--out", str(tmp_path / "short.h5"), "--max-steps", "4"]) == 0
+    short = EpisodeDataset(tmp_path / "short.h5")
+    assert short.attrs["max_steps"] == 4 and short.ep_len.max() <= 5
 
 
 def test_cli_explore_option_reaches_the_pusher_and_is_checked(tmp_path, capsys):
@@ -113,8 +119,10 @@ def test_cli_explore_option_reaches_the_pusher_and_is_checked(tmp_path, capsys):
     assert EpisodeDataset(out).attrs["explore"] == 0.3
     capsys.readouterr()
     assert main([*args[:-3], "--out", str(tmp_path / "bad.h5"), "--explore", "1.5"]) == 2
-    assert "--explore must be in [0, 1)" in capsys.readouterr().err
+    assert "explore must be in [0, 1)" in capsys.readouterr().err
     tw = ["collect", "tworoom", "--episodes", "2", "--out", str(tmp_path / "tw.h5")]
     assert main([*tw, "--explore", "0.3"]) == 2
-    assert "--explore applies to pusht only" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--explore (explore) is not an option of the tworoom collector" in err
+    assert "it takes: noise_std, num_envs" in err
     assert not (tmp_path / "bad.h5").exists() and not (tmp_path / "tw.h5").exists()

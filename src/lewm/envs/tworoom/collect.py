@@ -1,30 +1,26 @@
-"""Scripted-expert data collection into the episode HDF5 format (vectorised over episodes).
-
-``COLLECTORS`` maps an environment name to its collector, so the CLI can dispatch on it.
-"""
+"""Two-Room data: the noisy scripted expert, vectorised over episodes, into the episode HDF5
+format (:class:`lewm.data.hdf5.EpisodeWriter`, imported when a collection runs)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from lewm.data.collect_pusht import collect_pusht
-from lewm.data.hdf5 import EpisodeWriter
-from lewm.envs.tworoom import (
+from lewm.envs.tworoom.dynamics import (
     DEFAULT_LAYOUT,
+    EPISODE_STEPS,
     SPEED,
     SUCCESS_DIST,
-    TwoRoomExpert,
-    render_batch,
     sample_free,
     step_dynamics,
+    success,
 )
+from lewm.envs.tworoom.expert import TwoRoomExpert
+from lewm.envs.tworoom.render import render_batch
 from lewm.utils.io import refuse_existing
 
 log = logging.getLogger(__name__)
@@ -35,9 +31,7 @@ def _episode_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
 
 
-def _tworoom_tasks(
-    seed: int, first: int, n: int, max_steps: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _tasks(seed: int, first: int, n: int, max_steps: int) -> tuple[np.ndarray, ...]:
     """Start (n, 2), target (n, 2) and standard-normal action noise (n, max_steps, 2).
 
     Targets are uniform in the free space of either room, redrawn while the start is already
@@ -62,19 +56,20 @@ def collect_tworoom(
     *,
     resolution: int = 64,
     seed: int = 0,
-    max_steps: int = 100,
+    max_steps: int | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
     noise_std: float = 2.0,
     num_envs: int = 256,
-    overwrite: bool = False,
-    progress: bool = True,
 ) -> dict[str, Any]:
     """Write ``episodes`` noisy-expert Two-Room episodes to the HDF5 file ``out``.
 
     Each episode has a random start and a random target (either room). It ends at the first
-    success (that frame is its last row) or after ``max_steps`` actions (``max_steps + 1``
-    frames). Row t holds frame t and the action taken from it; the last action is NaN. Columns:
-    ``pixels`` uint8 (L, r, r, 3), ``action`` float32 (L, 2) (clipped, as executed), ``state`` and
-    ``proprio`` float32 (L, 2) agent xy, ``goal_state`` float32 (L, 2) the target.
+    success (that frame is its last row) or after ``max_steps`` actions (default 100;
+    ``max_steps + 1`` frames). Row t holds frame t and the action taken from it; the last action
+    is NaN. Columns: ``pixels`` uint8 (L, r, r, 3), ``action`` float32 (L, 2) (clipped, as
+    executed), ``state`` and ``proprio`` float32 (L, 2) agent xy, ``goal_state`` float32 (L, 2)
+    the target.
 
     ``num_envs`` episodes are simulated at once and written as soon as their wave finishes.
     Every episode draws from its own seeded generator, so a seed gives byte-identical data
@@ -82,6 +77,10 @@ def collect_tworoom(
     ``episodes``, ``steps`` (rows, i.e. frames), ``mean_length``/``min_length``/``max_length``
     (frames per episode), ``success_fraction``, ``seconds`` and ``steps_per_s``.
     """
+    from lewm.data.hdf5 import EpisodeWriter
+    from lewm.utils.progress import progress_bar
+
+    max_steps = EPISODE_STEPS if max_steps is None else max_steps
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if int(resolution) != resolution or resolution < 8:
@@ -107,13 +106,13 @@ def collect_tworoom(
     t0 = time.perf_counter()
     lengths: list[int] = []
     successes: list[bool] = []
-    bar = tqdm(
-        total=episodes, disable=None if progress else True, desc="collect tworoom", unit="ep"
-    )
-    with EpisodeWriter(out, overwrite=overwrite, attrs=attrs) as writer:
+    with (
+        EpisodeWriter(out, overwrite=overwrite, attrs=attrs) as writer,
+        progress_bar(episodes, "collect tworoom", progress, unit="ep") as bar,
+    ):
         for first in range(0, episodes, num_envs):
             n = min(num_envs, episodes - first)
-            starts, targets, noise = _tworoom_tasks(seed, first, n, max_steps)
+            starts, targets, noise = _tasks(seed, first, n, max_steps)
             states = np.empty((n, max_steps + 1, 2), np.float32)  # (n, T+1, 2)
             actions = np.full((n, max_steps + 1, 2), np.nan, np.float32)  # (n, T+1, 2)
             states[:, 0] = starts
@@ -129,7 +128,7 @@ def collect_tworoom(
                 actions[idx, t] = a
                 pos[idx] = step_dynamics(pos[idx], a, DEFAULT_LAYOUT, SPEED)
                 states[idx, t + 1] = pos[idx]
-                done = np.linalg.norm(pos[idx] - targets[idx], axis=1) < SUCCESS_DIST  # (k,)
+                done = success(pos[idx], targets[idx])  # (k,)
                 frames[idx[done]] = t + 2
                 active[idx[done]] = False
             for i in range(n):
@@ -140,12 +139,11 @@ def collect_tworoom(
                     action=actions[i, :L],
                     state=st,
                     proprio=st,
-                    goal_state=np.repeat(targets[i : i + 1], L, axis=0),
+                    goal_state=np.repeat(targets[i : i + 1], L, axis=0),  # (L, 2)
                 )
                 lengths.append(L)
-                successes.append(bool(np.linalg.norm(st[-1] - targets[i]) < SUCCESS_DIST))
+                successes.append(bool(success(st[-1], targets[i])))
             bar.update(n)
-    bar.close()
     seconds = time.perf_counter() - t0
     lens = np.asarray(lengths)
     stats = {
@@ -160,9 +158,3 @@ def collect_tworoom(
     }
     log.info("collected tworoom into %s: %s", out, stats)
     return stats
-
-
-COLLECTORS: dict[str, Callable[..., dict[str, Any]]] = {
-    "tworoom": collect_tworoom,
-    "pusht": collect_pusht,  # pymunk is imported only when it runs
-}

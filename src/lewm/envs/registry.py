@@ -1,0 +1,123 @@
+"""The environment registry: one :class:`EnvSpec` per environment, registered by its package.
+
+An environment is a folder ``lewm/envs/<name>/`` whose ``__init__`` ends with one
+``register(EnvSpec(...))``. Everything else in the library (the ``lewm collect`` command, probes,
+surprise, latent maps, evaluation) asks the spec, never a concrete class. The spec holds plain
+callables, so building it imports nothing heavy: an environment's optional dependencies (pymunk,
+OpenCV) and the data layer (h5py) are imported when a callable runs.
+
+Axes: N states (or frames), S state size, G goal size, r image resolution, A action size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+# collect(out, episodes, *, resolution, seed, max_steps, overwrite, progress, **options) -> stats
+Collector = Callable[..., dict[str, Any]]
+# render(states (N, S), resolution, **style) -> frames (N, r, r, 3) uint8
+Renderer = Callable[..., np.ndarray]
+# success(states (..., S), goals (..., G)) -> bool (...)
+Success = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# quantity(states (N, S)) -> values (N, k)
+Quantity = Callable[[np.ndarray], np.ndarray]
+# surprise(n, steps, perturb_step, resolution, seed) -> {"none" | "colour" | "teleport":
+#     (frames (n, steps+1, r, r, 3) uint8, actions (n, steps, A) float32)}, one frame per env step
+Surprise = Callable[[int, int, int, int, int], dict[str, tuple[np.ndarray, np.ndarray]]]
+# state_grid(n) -> (states (M, S), positions (M, 2) that colour the map, names of the 2 axes)
+StateGrid = Callable[[int], tuple[np.ndarray, np.ndarray, list[str]]]
+
+
+@dataclass(frozen=True, eq=False)  # one spec per environment: compared (and hashed) by identity
+class EnvSpec:
+    """Everything the library asks of one environment."""
+
+    name: str  # short name used everywhere ("tworoom"), also the ``env`` attr of its data files
+    id: str  # gymnasium id ("lewm/TwoRoom-v0")
+    entry_point: str  # "module:Class" for gymnasium.register
+    max_episode_steps: int  # the TimeLimit gymnasium.make adds
+    collect: Collector  # scripted-expert data collection into the episode HDF5 format
+    render: Renderer  # batch rendering without an env instance (goal images, latent maps)
+    success: Success  # the env's success test, vectorised
+    collect_options: tuple[str, ...] = ()  # extra keyword options ``collect`` accepts
+    quantities: Mapping[str, Quantity] = field(default_factory=dict)  # probe targets by name
+    surprise: Surprise | None = None  # matched none/colour/teleport trajectories
+    state_grid: StateGrid | None = None  # states on an n x n grid for latent maps
+    extra: str | None = None  # the pip extra with the optional dependencies ("pusht")
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"an environment name is a plain identifier, got {self.name!r}")
+        module, _, attr = self.entry_point.partition(":")
+        if not module or not attr:
+            raise ValueError(f"entry_point must be 'module:Class', got {self.entry_point!r}")
+        if self.max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1, got {self.max_episode_steps}")
+        for key in ("collect", "render", "success"):
+            if not callable(getattr(self, key)):
+                raise ValueError(f"{self.name}: {key} must be callable, got {getattr(self, key)!r}")
+        if isinstance(self.collect_options, str) or not all(
+            isinstance(o, str) for o in self.collect_options
+        ):
+            raise ValueError(
+                f"{self.name}: collect_options must be a tuple of option names, "
+                f"got {self.collect_options!r}"
+            )
+
+    @property
+    def install_hint(self) -> str:
+        """How to install what the environment needs ('' when nothing beyond lewm)."""
+        return f"pip install 'lewm[{self.extra}]'" if self.extra else ""
+
+
+ENVS: dict[str, EnvSpec] = {}  # short name -> spec, filled by the env packages at import
+
+
+def register(spec: EnvSpec) -> EnvSpec:
+    """Add ``spec`` to :data:`ENVS` and register its id with gymnasium; a name or id already
+    taken is refused."""
+    if spec.name in ENVS:
+        raise ValueError(f"environment {spec.name!r} is already registered")
+    taken = {s.id: s.name for s in ENVS.values()}
+    if spec.id in taken:
+        raise ValueError(f"gymnasium id {spec.id!r} is already used by {taken[spec.id]!r}")
+    ENVS[spec.name] = spec
+    _register_gym(spec)
+    return spec
+
+
+def get_spec(name: str) -> EnvSpec:
+    """The spec of environment ``name``; an unknown name is a ValueError listing the others."""
+    try:
+        return ENVS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown environment {name!r}; available: {', '.join(sorted(ENVS))}"
+        ) from None
+
+
+def _register_gym(spec: EnvSpec) -> None:
+    if spec.id not in gym.registry:
+        gym.register(
+            id=spec.id, entry_point=spec.entry_point, max_episode_steps=spec.max_episode_steps
+        )
+
+
+def register_envs() -> None:
+    """Register every environment of :data:`ENVS` with gymnasium (idempotent)."""
+    for spec in ENVS.values():
+        _register_gym(spec)
+
+
+def make_env(name: str, **kwargs: Any) -> gym.Env:
+    """The bare environment ``name`` (e.g. ``"tworoom"``) built with constructor ``kwargs``:
+    no TimeLimit, no checker wrappers, so ``env.render_state`` and ``env.state`` are reachable and
+    the caller owns the step budget."""
+    spec = get_spec(name)
+    _register_gym(spec)
+    return gym.make(spec.id, disable_env_checker=True, **kwargs).unwrapped

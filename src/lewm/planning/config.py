@@ -1,0 +1,64 @@
+"""Evaluation settings (the ``eval`` section of the config tree), the solver's among them.
+
+lewm eval RUN eval.episodes=20 eval.solver.kind=icem eval.solver.noise_beta=1
+lewm eval RUN --episodes 20 --solver icem        # the same, with flag aliases
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lewm.planning.objective import COSTS
+from lewm.planning.solvers import CEMConfig, solver_config
+from lewm.utils.config import check, choice
+
+SPLITS = ("heldout", "train", "all")
+POLICIES = ("plan", "random")
+
+
+@dataclass
+class EvalConfig:
+    """The paper's goal-reaching protocol (App. F.1) and the planner it runs."""
+
+    episodes: int = 50  # start/goal pairs
+    goal_offset: int = 25  # env steps between start and goal
+    budget: int = 50  # env steps allowed
+    split: str = "heldout"  # "heldout" (the model's validation episodes), "train", or "all"
+    policy: str = "plan"  # "plan" (solver + MPC with the world model) or "random"
+    horizon: int = 5  # action blocks per plan
+    receding: int = 5  # blocks executed before replanning (the paper: the whole plan)
+    context: int = 1  # observed frames given to the predictor (the reference plans with 1)
+    cost: str = "terminal"  # "terminal" (paper: last predicted latent) or "path" (mean over H)
+    seed: int = 42  # task sampling, random policy and the planner's generator
+    num_gifs: int = 4  # episodes written as GIFs
+    # the solver's own settings, chosen by eval.solver.kind (cem, icem, mppi, adam)
+    solver: Any = choice(solver_config, CEMConfig)
+
+    def __post_init__(self) -> None:
+        check(self.episodes >= 1, f"eval.episodes must be >= 1, got {self.episodes}")
+        check(self.goal_offset >= 1, f"eval.goal_offset must be >= 1, got {self.goal_offset}")
+        check(
+            self.budget >= self.goal_offset,
+            f"eval.budget ({self.budget}) is smaller than eval.goal_offset ({self.goal_offset}): "
+            "the goal would be unreachable by construction",
+        )
+        check(self.split in SPLITS, f"eval.split must be one of {SPLITS}, got {self.split!r}")
+        check(
+            self.policy in POLICIES, f"eval.policy must be one of {POLICIES}, got {self.policy!r}"
+        )
+        check(self.horizon >= 1, f"eval.horizon must be >= 1, got {self.horizon}")
+        check(
+            1 <= self.receding <= self.horizon,
+            f"eval.receding must be in [1, eval.horizon={self.horizon}], got {self.receding}",
+        )
+        check(self.context >= 1, f"eval.context must be >= 1, got {self.context}")
+        check(self.cost in COSTS, f"eval.cost must be one of {COSTS}, got {self.cost!r}")
+        check(self.num_gifs >= 0, f"eval.num_gifs must be >= 0, got {self.num_gifs}")
+        check(
+            hasattr(self.solver, "kind"),
+            f"eval.solver must be a solver config (e.g. CEMConfig()), got {self.solver!r}",
+        )
+
+
+__all__ = ["EvalConfig", "POLICIES", "SPLITS"]

@@ -1,0 +1,75 @@
+"""Training settings (the ``train`` section of the config tree)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lewm.utils.config import check
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 10_000  # optimizer steps
+    batch_size: int = 128  # clips per step
+    lr: float = 5e-5
+    weight_decay: float = 1e-3
+    warmup_frac: float = 0.01  # linear warm-up over this fraction of steps, then cosine to 0
+    grad_clip: float = 1.0
+    sigreg_weight: float = 0.09  # lambda (LeWM's objective)
+    sigreg_num_proj: int = 1024
+    sigreg_knots: int = 17
+    val_fraction: float = 0.1  # fraction of *episodes* held out
+    val_every: int = 500  # steps between validations (0: only at the end)
+    val_batches: int = 4
+    ckpt_every: int = 1000  # steps between checkpoints (0: only at the end)
+    keep_checkpoints: int = 2
+    log_every: int = 25
+    seed: int = 0
+    precision: str = "auto"  # "auto" (bf16 on CUDA and on CPUs with native bf16), "bf16", "fp32"
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    num_threads: int = 0  # torch CPU threads (0: leave torch's default)
+    # Under torchrun (--distributed) only: normalise BatchNorm layers with global-batch statistics
+    # so K processes compute exactly the single-process function (see lewm.training.batchnorm)
+    sync_batchnorm: bool = True
+
+    def __post_init__(self) -> None:
+        check(self.steps >= 1, f"train.steps must be >= 1, got {self.steps}")
+        check(self.batch_size >= 2, f"train.batch_size must be >= 2, got {self.batch_size}")
+        check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
+        check(self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        check(
+            0 <= self.warmup_frac < 1,
+            f"train.warmup_frac must be in [0, 1), got {self.warmup_frac}",
+        )
+        check(self.grad_clip > 0, f"train.grad_clip must be > 0, got {self.grad_clip}")
+        check(
+            self.sigreg_weight >= 0, f"train.sigreg_weight must be >= 0, got {self.sigreg_weight}"
+        )
+        check(
+            self.sigreg_num_proj >= 1,
+            f"train.sigreg_num_proj must be >= 1, got {self.sigreg_num_proj}",
+        )
+        check(self.sigreg_knots >= 2, f"train.sigreg_knots must be >= 2, got {self.sigreg_knots}")
+        check(
+            0 <= self.val_fraction < 1,
+            f"train.val_fraction must be in [0, 1), got {self.val_fraction}",
+        )
+        check(
+            self.precision in ("auto", "bf16", "fp32"),
+            f"train.precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}",
+        )
+        for name in ("val_every", "ckpt_every", "val_batches", "num_threads"):
+            value = getattr(self, name)
+            check(value >= 0, f"train.{name} must be >= 0, got {value}")
+        check(
+            self.keep_checkpoints >= 1,
+            f"train.keep_checkpoints must be >= 1, got {self.keep_checkpoints}",
+        )
+        check(self.log_every >= 1, f"train.log_every must be >= 1, got {self.log_every}")
+        check(
+            isinstance(self.sync_batchnorm, bool),
+            f"train.sync_batchnorm must be true or false, got {self.sync_batchnorm!r}",
+        )
+
+
+__all__ = ["TrainConfig"]

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -77,14 +79,20 @@ def test_fit_linear_and_score_are_exact_on_a_linear_map():
     assert s["mse"] < 1e-12 and s["r"] == pytest.approx(1.0)
 
 
-def test_run_probe_on_a_tiny_model_writes_table_json_and_plot(tmp_path, tiny_config, toy_h5):
+def test_run_probe_on_a_tiny_model_writes_table_json_and_plot(
+    tmp_path, tiny_config, toy_h5, picture
+):
     model = LeWM(tiny_config.model).eval()
     rep = run_probe(model, EpisodeDataset(toy_h5), "toy", ProbeConfig(max_frames=300, mlp_epochs=3))
     assert set(rep) >= {"trained", "random_init"}
     files = write_probe_report(rep, tmp_path / "probe")
-    for f in files.values():
-        assert f.stat().st_size > 100
-    assert "| state[0] | LeWM (ours)" in files["md"].read_text()
+    picture(files["png"])
+    saved = json.loads(files["json"].read_text())
+    for key in ("trained", "random_init"):
+        for name, q in rep[key].items():
+            assert saved[key][name]["linear"] == q["linear"] and "_pred" not in saved[key][name]
+    lin = rep["trained"]["state[0]"]["linear"]
+    assert f"| state[0] | LeWM (ours) | {lin['mse']:.3f}" in files["md"].read_text()
 
 
 def test_probe_needs_a_state_column(tmp_path, tiny_config):

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -60,7 +62,7 @@ def test_paired_test_finds_nothing_in_identical_noise():
 
 
 @pytest.mark.parametrize("env", ["tworoom", "pusht"])
-def test_run_surprise_on_a_tiny_model_writes_curves(env, tmp_path, tiny_config):
+def test_run_surprise_on_a_tiny_model_writes_curves(env, tmp_path, tiny_config, picture):
     model = LeWM(tiny_config.model).eval()
     model.normalizer = Normalizer({"action": (np.zeros(2), np.ones(2))})
     cfg = SurpriseConfig(trajectories=4, frames=4, perturb_frame=2)
@@ -72,7 +74,12 @@ def test_run_surprise_on_a_tiny_model_writes_curves(env, tmp_path, tiny_config):
     assert np.allclose(none[:, :2], colour[:, :2], equal_nan=True)
     assert not np.allclose(none[:, 2], colour[:, 2])  # and the colour change is seen
     files = write_surprise_report(rep, tmp_path)
-    assert files["png"].stat().st_size > 1000 and "teleport" in files["json"].read_text()
+    picture(files["png"])
+    saved = json.loads(files["json"].read_text())
+    assert saved["tests"] == rep["tests"]
+    np.testing.assert_allclose(
+        saved["curves_from_frame_1"]["colour"]["mean"], colour[:, 1:].mean(0)
+    )
 
 
 def test_surprise_config_is_validated():

@@ -13,27 +13,45 @@ def tiny_run(tmp_path_factory, toy_h5):
     return run
 
 
-def test_probe_straightness_viz_surprise_commands(tiny_run, tmp_path, capsys):
+def test_probe_straightness_viz_surprise_commands(tiny_run, toy_h5, tmp_path, capsys, picture):
+    from lewm.analysis.geometry import dataset_straightness
+    from lewm.data.hdf5 import EpisodeDataset
+    from lewm.models import load
+
     capsys.readouterr()
     assert main(["probe", str(tiny_run), "--frames", "200", "--out", str(tmp_path / "p")]) == 0
     out = capsys.readouterr().out
     assert "| state[0] | LeWM (ours)" in out and "random init" in out  # env from the dataset
-    assert json.loads((tmp_path / "p" / "probe.json").read_text())["env"] == "toy-square"
+    report = json.loads((tmp_path / "p" / "probe.json").read_text())
+    assert report["env"] == "toy-square" and set(report["trained"]) == {"state[0]", "state[1]"}
+    table = (tmp_path / "p" / "probe.md").read_text()
+    assert f"{report['trained']['state[0]']['linear']['r']:.3f}" in table
+    picture(tmp_path / "p" / "probe_scatter.png")
 
+    # the command computes what the library computes for the run's model and dataset
     assert main(["straightness", str(tiny_run)]) == 0
     st = json.loads(capsys.readouterr().out)
-    assert -1 <= st["straightness"] <= 1 and st["frames"] == 4
+    direct = dataset_straightness(load(tiny_run), EpisodeDataset(toy_h5), seed=0)
+    assert st["frames"] == 4 and st["straightness"] == pytest.approx(direct["straightness"])
 
     assert main(["viz", str(tiny_run), "--env", "tworoom", "--grid", "5", "--horizon", "2",
                  "--out", str(tmp_path / "v")]) == 0  # fmt: skip
-    capsys.readouterr()
-    for name in ("latent_map.png", "open_loop.png", "training_curves.png", "viz.json"):
-        assert (tmp_path / "v" / name).stat().st_size > 500
+    printed = json.loads(capsys.readouterr().out)
+    for name in ("latent_map.png", "open_loop.png", "training_curves.png"):
+        picture(tmp_path / "v" / name)
+    saved = json.loads((tmp_path / "v" / "viz.json").read_text())
+    assert saved["open_loop"] == printed["open_loop"]
+    assert len(printed["open_loop"]["rollout_error_mean"]) == 2
 
     argv = ["surprise", str(tiny_run), "--env", "tworoom", "--trajectories", "3", "--frames", "3"]
     assert main([*argv, "--perturb-frame", "2", "--out", str(tmp_path / "s")]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert set(rep["tests"]) == {"colour", "teleport"}
+    assert all(t["n"] == 3 for t in rep["tests"].values())
+    saved = json.loads((tmp_path / "s" / "surprise.json").read_text())
+    assert saved["tests"] == rep["tests"]
+    assert len(saved["curves_from_frame_1"]["none"]["mean"]) == 3
+    picture(tmp_path / "s" / "surprise.png")
 
 
 def test_analysis_user_errors_are_one_line(tiny_run, tmp_path, capsys):

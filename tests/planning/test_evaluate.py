@@ -1,5 +1,6 @@
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -31,7 +32,7 @@ def _small(**kw):
     return EvalConfig(**{**base, **kw})
 
 
-def test_eval_runs_writes_outputs_and_is_deterministic(tworoom_run, tmp_path):
+def test_eval_runs_writes_outputs_and_is_deterministic(tworoom_run, tmp_path, picture):
     model = LeWM.from_pretrained(tworoom_run / "run")
     a = evaluate(model, "tworoom", tworoom_run / "tr.h5", _small(), out_dir=tmp_path / "a")
     b = evaluate(model, "tworoom", tworoom_run / "tr.h5", _small(), out_dir=tmp_path / "b")
@@ -40,7 +41,10 @@ def test_eval_runs_writes_outputs_and_is_deterministic(tworoom_run, tmp_path):
     assert a.plans > 0 and a.plan_seconds_mean > 0
     saved = json.loads((tmp_path / "a" / "eval.json").read_text())
     assert saved["success_rate"] == a.success_rate and len(saved["successes"]) == 4
-    assert (tmp_path / "a" / "episode_00.gif").stat().st_size > 0
+    gif = picture(tmp_path / "a" / "episode_00.gif", min_colours=2)  # (frames, h, w, 3)
+    # one frame per executed step plus the start; episode | goal side by side, 3x scaled
+    assert gif.shape[0] == (a.steps_to_success[0] or 50) + 1
+    assert gif.shape[1:3] == (3 * (16 + 4), 3 * (2 * 16 + 2 + 4))
     c = evaluate(model, "tworoom", tworoom_run / "tr.h5", _small(seed=7))
     assert c.tasks != a.tasks
 
@@ -180,3 +184,126 @@ def test_torchrun_distributed_eval(tworoom_run, tmp_path):
     saved = json.loads((tmp_path / "ev" / "eval.json").read_text())
     assert len(saved["successes"]) == 4 and saved["settings"]["processes"] == 2
     assert sorted(saved["task_index"]) == [0, 1, 2, 3]
+
+
+# -- an environment with another action space (any Gymnasium env, not only lewm's) ---------------
+
+
+class BoxEnv(gym.Env):
+    """A point on a 16 x 16 grid moved by 0.5 * (action - 4), with actions in Box(0, 8): the
+    space of neither lewm env. It truncates after 6 steps and refuses any action outside its
+    space (as a real robot interface would)."""
+
+    def __init__(self, resolution: int = 16) -> None:
+        self.action_space = gym.spaces.Box(0.0, 8.0, shape=(2,), dtype=np.float32)
+        self.resolution, self.pos, self.goal, self.t = resolution, np.zeros(2), np.zeros(2), 0
+        self.received: list[np.ndarray] = []
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos = np.asarray(options["state"], np.float64)
+        self.goal = np.asarray(options["goal_state"], np.float64)
+        self.t = 0
+        return self.pos.astype(np.float32), {}
+
+    def step(self, action):
+        a = np.asarray(action, np.float32)
+        if not self.action_space.contains(a):
+            raise AssertionError(f"action {a} outside {self.action_space}")
+        self.received.append(a)
+        self.pos = np.clip(self.pos + 0.5 * (a - 4.0), 0, 15)
+        self.t += 1
+        success = bool(np.linalg.norm(self.pos - self.goal) < 0.5)
+        return self.pos.astype(np.float32), 0.0, success, self.t >= 6, {"success": success}
+
+    def render_state(self, state):
+        from toys import render
+
+        return render(state)
+
+    def render(self):
+        return self.render_state(self.pos)
+
+
+@pytest.fixture
+def box_world(tmp_path, monkeypatch):
+    """A dataset of BoxEnv episodes and evaluate() building BoxEnvs for env 'box'."""
+    from toys import render
+
+    rng = np.random.default_rng(0)
+    with EpisodeWriter(tmp_path / "box.h5", attrs={"env": "box"}) as w:
+        for _ in range(6):
+            act = rng.uniform(0, 8, (40, 2)).astype(np.float32)
+            pos = np.empty((40, 2))
+            pos[0] = rng.uniform(0, 15, 2)
+            for t in range(1, 40):
+                pos[t] = np.clip(pos[t - 1] + 0.5 * (act[t - 1] - 4.0), 0, 15)
+            act[-1] = np.nan
+            w.add_episode(pixels=np.stack([render(p) for p in pos]), action=act, state=pos)
+    envs: list[BoxEnv] = []
+
+    def make_envs(env_name, n, resolution):
+        envs.extend(BoxEnv(resolution) for _ in range(n))
+        return envs[-n:]
+
+    monkeypatch.setattr("lewm.planning.evaluate._make_envs", make_envs)
+    return tmp_path / "box.h5", envs
+
+
+def test_every_action_sent_lies_in_the_env_action_space(box_world, tiny_config):
+    """The planner's raw actions (normalised std 200 around 4: mostly far outside [0, 8]) are
+    clipped into the space; the random policy draws inside it, not in [-1, 1]."""
+    from lewm.data.normalize import Normalizer
+
+    data, envs = box_world
+    model = LeWM(tiny_config.model).eval()
+    model.normalizer = Normalizer({"action": (np.full(2, 4.0), np.full(2, 200.0))})
+    res = evaluate(model, "box", data, _small(budget=30, goal_offset=5, context=2))
+    assert res.clipped_steps > 0  # the planner did propose actions outside the space
+    received = np.concatenate([e.received for e in envs])  # BoxEnv.step raised on any other
+    assert received.min() >= 0.0 and received.max() <= 8.0
+    assert ((received == 0.0) | (received == 8.0)).any()  # clipped onto the bounds
+    n_plan = len(envs)
+    rnd = evaluate(None, "box", data, _small(policy="random", budget=30, goal_offset=5))
+    drawn = np.concatenate([e.received for e in envs[n_plan:]])
+    assert drawn.min() >= 0.0 and drawn.max() <= 8.0 and drawn.max() > 4.0
+    # BoxEnv truncates after 6 steps: recorded apart from termination, and the episode ends
+    for r in (res, rnd):
+        for ok, term, trunc, n in zip(
+            r.successes, r.terminated, r.truncated, r.steps_to_success, strict=True
+        ):
+            assert term == ok and (trunc or ok)
+            assert n is None or n <= 6
+    assert all(len(e.received) <= 6 for e in envs)
+
+
+def test_mpc_history_holds_the_clipped_actions():
+    """What the controller feeds back as context is what the environment executed."""
+    from toys import RecordingModel
+
+    from lewm.planning import CEM, CEMConfig, MPCController, Planner
+
+    model = RecordingModel(history=2, block_dim=2)  # frameskip 1, A = 2
+    solver = CEM(CEMConfig(num_samples=8, num_elites=2, iterations=1))
+    planner = Planner(model, solver, horizon=2, receding=1)
+    ctrl = MPCController(
+        planner,
+        frameskip=1,
+        action_dim=2,
+        denormalize=lambda a: 100.0 * a,  # raw = 100 x normalised: far outside [-1, 1]
+        normalize=lambda a: a / 100.0,
+        action_low=[-1.0, -1.0],
+        action_high=[1.0, 1.0],
+        seed=0,
+    )
+    ctrl.reset(np.zeros((1, 4, 4, 3), np.uint8))
+    frame = [[np.zeros((4, 4, 3), np.uint8)]]
+    executed = [ctrl.act(frame, np.ones(1, bool))[0] for _ in range(3)]
+    assert all(np.abs(a).max() <= 1.0 for a in executed) and ctrl.clipped_steps >= 1
+    # the second and third plans saw the executed (clipped) steps, normalised: raw / 100
+    calls_per_plan = 2  # one rollout per CEM iteration + the final scoring of the plan
+    for k in (1, 2):
+        _, hist = model.calls[calls_per_plan * k]
+        np.testing.assert_allclose(hist[0, -1].numpy(), executed[k - 1] / 100.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="needs normalize"):
+        MPCController(planner, 1, 2, denormalize=lambda a: a, action_low=[0, 0], seed=0)

@@ -23,6 +23,7 @@ from torch import nn
 
 from lewm.envs import ENVS
 from lewm.models import build_model, model_device
+from lewm.utils.config import check
 from lewm.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,18 @@ class ProbeConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.max_frames < 10:
-            raise ValueError(f"max_frames must be >= 10, got {self.max_frames}")
-        if not 0 < self.test_fraction < 1:
-            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
-        if self.features not in ("latent", "encoder"):
-            raise ValueError(f"features must be 'latent' or 'encoder', got {self.features!r}")
+        check(self.max_frames >= 10, f"probe max_frames must be >= 10, got {self.max_frames}")
+        check(
+            0 < self.test_fraction < 1,
+            f"probe test_fraction must be in (0, 1), got {self.test_fraction}",
+        )
+        check(
+            self.features in ("latent", "encoder"),
+            f"probe features must be 'latent' or 'encoder', got {self.features!r}",
+        )
+        for name in ("mlp_hidden", "mlp_epochs", "batch_size"):
+            check(getattr(self, name) >= 1, f"probe {name} must be >= 1, got {getattr(self, name)}")
+        check(self.ridge >= 0 and self.mlp_lr > 0, "probe ridge must be >= 0 and mlp_lr > 0")
 
 
 @torch.inference_mode()

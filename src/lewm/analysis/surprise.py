@@ -29,6 +29,7 @@ from scipy import stats
 from lewm.envs import ENVS, get_spec
 from lewm.envs.registry import Surprise
 from lewm.models import model_device
+from lewm.utils.config import check
 from lewm.utils.progress import progress_bar
 
 CONDITIONS = ("none", "colour", "teleport")
@@ -42,14 +43,16 @@ class SurpriseConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.trajectories < 2:
-            raise ValueError(
-                f"trajectories must be >= 2 for a paired test, got {self.trajectories}"
-            )
-        if not 1 <= self.perturb_frame <= self.frames:
-            raise ValueError(
-                f"perturb_frame must be in [1, frames={self.frames}], got {self.perturb_frame}"
-            )
+        check(
+            self.trajectories >= 2,
+            f"surprise trajectories must be >= 2 for a paired test, got {self.trajectories}",
+        )
+        check(self.frames >= 1, f"surprise frames must be >= 1, got {self.frames}")
+        check(
+            1 <= self.perturb_frame <= self.frames,
+            f"surprise perturb_frame must be in [1, frames={self.frames}], got "
+            f"{self.perturb_frame}",
+        )
 
 
 # -- matched trajectories -------------------------------------------------------------------------

@@ -18,6 +18,11 @@ def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.no_progress else None
 
 
+def _given(**options):
+    """The options the user gave (flags default to None, so the library's defaults apply)."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
 def _dataset(model, data: str | None):
     from lewm.data.hdf5 import EpisodeDataset
 
@@ -51,7 +56,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     model, ckpt = _load(args.checkpoint)
     args.env = _env_from(model, args.env)
-    cfg = ProbeConfig(max_frames=args.frames, features=args.features, seed=args.seed)
+    cfg = ProbeConfig(**_given(max_frames=args.frames, features=args.features, seed=args.seed))
     report = run_probe(model, _dataset(model, args.data), args.env, cfg, _progress(args))
     files = write_probe_report(report, _out_dir(args, ckpt, "probe"))
     print(markdown_table(report))
@@ -65,10 +70,12 @@ def cmd_surprise(args: argparse.Namespace) -> int:
     model, ckpt = _load(args.checkpoint)
     args.env = _env_from(model, args.env)
     cfg = SurpriseConfig(
-        trajectories=args.trajectories,
-        frames=args.frames,
-        perturb_frame=args.perturb_frame,
-        seed=args.seed,
+        **_given(
+            trajectories=args.trajectories,
+            frames=args.frames,
+            perturb_frame=args.perturb_frame,
+            seed=args.seed,
+        )
     )
     report = run_surprise(model, args.env, cfg, progress=_progress(args))
     files = write_surprise_report(report, _out_dir(args, ckpt, "surprise"))
@@ -81,7 +88,9 @@ def cmd_straightness(args: argparse.Namespace) -> int:
 
     model, ckpt = _load(args.checkpoint)
     data = _dataset(model, args.data)
-    res = dataset_straightness(model, data, args.frames, seed=args.seed, progress=_progress(args))
+    res = dataset_straightness(
+        model, data, args.frames, **_given(seed=args.seed), progress=_progress(args)
+    )
     print(json.dumps({"checkpoint": str(ckpt), **res}, indent=2))
     return 0
 
@@ -92,8 +101,8 @@ def cmd_viz(args: argparse.Namespace) -> int:
     model, ckpt = _load(args.checkpoint)
     args.env = _env_from(model, args.env)
     data = _dataset(model, args.data)
-    latent = latent_map(model, args.env, n=args.grid, method=args.method)
-    rollout = open_loop(model, data, horizon=args.horizon, seed=args.seed)
+    latent = latent_map(model, args.env, **_given(n=args.grid, method=args.method))
+    rollout = open_loop(model, data, **_given(horizon=args.horizon, seed=args.seed))
     run_dir = ckpt.parent if ckpt.name == "model" else ckpt.parent.parent
     metrics = run_dir / "metrics.jsonl"
     files = write_viz(_out_dir(args, ckpt, "viz"), latent, rollout, metrics)
@@ -112,38 +121,41 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                 "--data", default=None, help="episode file (default: the training dataset)"
             )
         p.add_argument("--out", default=None, help="output folder (default: next to the model)")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=int, help="random seed (default: 0)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("probe", help="linear + MLP probes from the latent to physical quantities")
     common(p)
-    p.add_argument("--frames", type=int, default=20_000, help="frames drawn from the file")
-    p.add_argument("--features", default="latent", choices=["latent", "encoder"])
+    p.add_argument("--frames", type=int, help="frames drawn from the file (default: 20,000)")
+    p.add_argument(
+        "--features",
+        choices=["latent", "encoder"],
+        help="what is probed: the latent (default) or the image encoder's output",
+    )
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser("surprise", help="violation of expectation: colour change and teleport")
     common(p, data=False)
-    p.add_argument("--trajectories", type=int, default=32, help="matched triplets")
-    p.add_argument("--frames", type=int, default=12, help="frames per trajectory after the first")
-    p.add_argument("--perturb-frame", type=int, default=6, help="first perturbed frame")
+    p.add_argument("--trajectories", type=int, help="matched triplets (default: 32)")
+    p.add_argument("--frames", type=int, help="frames per trajectory after the first (default: 12)")
+    p.add_argument("--perturb-frame", type=int, help="first perturbed frame (default: 6)")
     p.set_defaults(func=cmd_surprise)
 
     p = sub.add_parser("straightness", help="temporal straightness of latent paths (Eq. 9)")
     p.add_argument("checkpoint", help="checkpoint folder or run directory")
     p.add_argument("--data", default=None, help="episode file (default: the training dataset)")
     p.add_argument("--frames", type=int, default=None, help="window (default: max(3, history + 1))")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="random seed (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_straightness)
 
     p = sub.add_parser("viz", help="latent map over a state grid, open-loop rollout, curves")
     common(p)
-    p.add_argument("--grid", type=int, default=16, help="grid points per axis")
+    p.add_argument("--grid", type=int, help="grid points per axis (default: 16)")
     p.add_argument(
         "--method",
-        default="auto",
         choices=["auto", "pca", "tsne"],
-        help="2-D map: t-SNE (needs scikit-learn) or PCA; auto = t-SNE when installed",
+        help="2-D map: t-SNE (needs scikit-learn) or PCA; auto (default) = t-SNE when installed",
     )
-    p.add_argument("--horizon", type=int, default=10, help="open-loop blocks")
+    p.add_argument("--horizon", type=int, help="open-loop blocks (default: 10)")
     p.set_defaults(func=cmd_viz)

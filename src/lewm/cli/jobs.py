@@ -23,12 +23,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
                 f"{', '.join(spec.collect_options) or 'no options'}"
             )
         options[option] = value
+    for name in ("resolution", "seed", "max_steps"):  # the collector's defaults otherwise
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
     stats = spec.collect(
         args.out,
         args.episodes,
-        resolution=args.resolution,
-        seed=args.seed,
-        max_steps=args.max_steps,
         overwrite=args.overwrite,
         progress=False if args.no_progress else None,
         **options,
@@ -225,8 +225,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("env", help="environment name, e.g. tworoom or pusht")
     c.add_argument("--episodes", type=int, required=True)
     c.add_argument("--out", required=True, help="output .h5 file")
-    c.add_argument("--resolution", type=int, default=64)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--resolution", type=int, help="image side in pixels (default: 64)")
+    c.add_argument("--seed", type=int, help="random seed (default: 0)")
     c.add_argument(
         "--max-steps",
         type=int,

@@ -2,12 +2,17 @@
 and a number-by-number check that both implementations then compute the same thing.
 
     # convert the seeded random-init paper model (or a checkpoint) to their state_dict
-    python benchmarks/peer_weights.py OUT.safetensors [--seed 0 | --checkpoint DIR]
+    python benchmarks/comparison/peer_weights.py OUT.safetensors [--seed 0 | --checkpoint DIR]
     # verify: perturbed paper model -> their LeWM (run in the peer venv) -> compare outputs
-    python benchmarks/peer_weights.py --verify /work/peer-venv/bin/python [--contexts 1 3]
+    python benchmarks/comparison/peer_weights.py --verify $PEER_PYTHON [--contexts 1 3]
+    LEWM_PEER_PYTHON=$PEER_PYTHON python benchmarks/comparison/peer_weights.py --verify
 
-Runs in lewm's environment (torch + safetensors); their side runs in its own virtual
-environment through ``benchmarks/peer_plan.py --check-costs``.
+Runs in lewm's environment (torch + safetensors); their side runs with the python of its own
+virtual environment (``--verify PEER_PYTHON`` or ``LEWM_PEER_PYTHON``; see benchmarks/README.md)
+through ``benchmarks/comparison/peer_plan.py --check-costs``. ``--shim DIR`` (or ``SWM_SHIM``) puts
+a torchvision stand-in folder on that process's PYTHONPATH; without it peer_plan.py uses its own.
+The convert mode's JSON record also holds ``model_json``, the sizes peer_plan.py's
+``--model-json`` takes (benchmarks/speed/plan_speed.py uses both).
 
 Mapping (ours -> theirs, "E.l.i" = "encoder.encoder.layer.{i}", "P.b.i" = "predictor.blocks.{i}";
 shapes are the same except where noted):
@@ -48,10 +53,11 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
-from lewm.config import ModelConfig, preset
-from lewm.models import LeWM
+from lewm.config import PRESETS, preset
+from lewm.models import LeWM, LeWMConfig, build_model, load
 
 PEER_PLAN = Path(__file__).with_name("peer_plan.py")
+PEER_PYTHON_ENV, SHIM_ENV = "LEWM_PEER_PYTHON", "SWM_SHIM"
 
 _VIT_V5 = [
     (r"attention\.attention\.query\.", "attention.q_proj."),
@@ -111,15 +117,17 @@ def convert_state_dict(state: dict[str, Tensor], vit_naming: str = "v5") -> dict
     return out
 
 
-def check_convertible(cfg: ModelConfig) -> None:
+def check_convertible(cfg: LeWMConfig) -> None:
+    if cfg.kind != "lewm":
+        raise ValueError(f"only LeWM models convert, got model.kind {cfg.kind!r}")
     if cfg.encoder.kind != "vit":
         raise ValueError("the authors' LeWM uses a ViT encoder: only ViT presets convert")
     if cfg.action_hidden % cfg.latent_dim:
         raise ValueError("their action Embedder needs action_hidden = k * latent_dim")
 
 
-def peer_model_json(cfg: ModelConfig) -> dict:
-    """Our ModelConfig as peer_plan.py's model sizes (its PAPER dict)."""
+def peer_model_json(cfg: LeWMConfig) -> dict:
+    """Our LeWMConfig as peer_plan.py's model sizes (its PAPER dict)."""
     check_convertible(cfg)
     e, p = cfg.encoder, cfg.predictor
     return {
@@ -151,18 +159,36 @@ def save_peer_weights(model: LeWM, path: str | os.PathLike, vit_naming: str = "v
     return Path(path)
 
 
-def seeded_model(cfg: ModelConfig, seed: int) -> LeWM:
+def seeded_model(cfg: LeWMConfig, seed: int) -> LeWM:
     torch.manual_seed(seed)
-    return LeWM(cfg).eval()
+    return build_model(cfg).eval()
 
 
-def run_peer(python: str, args: list[str], timeout: float | None = None) -> dict:
-    """Run peer_plan.py with the peer venv's python; its last stdout line is one JSON record."""
+def peer_python(given: str | None) -> str:
+    """The peer venv's python: ``given``, else $LEWM_PEER_PYTHON; a clear error without both."""
+    path = given or os.environ.get(PEER_PYTHON_ENV)
+    if not path:
+        raise SystemExit(
+            f"the authors' code runs with the python of its own virtual environment: give it "
+            f"with --verify PEER_PYTHON or set {PEER_PYTHON_ENV} (see benchmarks/README.md)"
+        )
+    return path
+
+
+def run_peer(
+    python: str, args: list[str], shim: str | None = None, timeout: float | None = None
+) -> dict:
+    """Run peer_plan.py with the peer venv's python (``shim``, a torchvision stand-in folder,
+    first on its PYTHONPATH); its last stdout line is one JSON record."""
+    env = dict(os.environ)
+    if shim:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [shim, env.get("PYTHONPATH")]))
     r = subprocess.run(
         [python, str(PEER_PLAN), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
     if r.returncode != 0 or not lines:
@@ -203,10 +229,11 @@ def verify(a: argparse.Namespace) -> dict:
     from lewm.planning.objective import GoalCost
 
     cfg = preset(a.preset).model
+    check_convertible(cfg)
     model = seeded_model(cfg, a.seed)
     if not a.no_perturb:
         perturb(model, a.seed)
-    s, Ab, H, S, B = cfg.encoder.image_size, cfg.action_block_dim, a.horizon, a.samples, a.batch
+    s, Ab, H, S, B = model.image_size, model.action_block_dim, a.horizon, a.samples, a.batch
     report: dict = {"bench": "peer_weights_verify", "preset": a.preset, "seed": a.seed}
     report["params"] = model.param_counts()["total"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -232,7 +259,7 @@ def verify(a: argparse.Namespace) -> dict:
             args += ["--model-json", json.dumps(peer_model_json(cfg))]
             if a.threads:
                 args += ["--threads", str(a.threads)]
-            run_peer(a.verify, args)
+            run_peer(a.peer_python, args, a.shim)
             theirs = torch.load(dst, weights_only=True)
 
             z = model.encode(px)  # (B, C, D)
@@ -266,11 +293,23 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("out", nargs="?", help="safetensors file to write (convert mode)")
-    p.add_argument("--preset", default="paper")
+    p.add_argument("--preset", default="paper", choices=list(PRESETS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", default=None, help="convert a lewm checkpoint instead")
     p.add_argument("--vit-naming", choices=["v5", "v4"], default="v5")
-    p.add_argument("--verify", metavar="PEER_PYTHON", default=None)
+    p.add_argument(
+        "--verify",
+        metavar="PEER_PYTHON",
+        nargs="?",
+        const="",
+        default=None,
+        help=f"compare with the authors' LeWM run by this python (default: ${PEER_PYTHON_ENV})",
+    )
+    p.add_argument(
+        "--shim",
+        default=os.environ.get(SHIM_ENV),
+        help=f"torchvision stand-in folder for the peer's PYTHONPATH (default: ${SHIM_ENV})",
+    )
     p.add_argument("--contexts", type=int, nargs="+", default=[1, 3])
     p.add_argument("--batch", type=int, default=2, help="episodes in the check")
     p.add_argument("--samples", type=int, default=4, help="candidate plans per episode")
@@ -282,18 +321,20 @@ def main() -> None:
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    if a.verify:
+    if a.verify is not None:
+        a.peer_python = peer_python(a.verify)
         rep = verify(a)
         print(json.dumps(rep))
         sys.exit(0 if rep["ok"] else 1)
     if not a.out:
-        p.error("give OUT.safetensors, or --verify PEER_PYTHON")
+        p.error("give OUT.safetensors, or --verify [PEER_PYTHON]")
     if a.checkpoint:
-        model = LeWM.from_pretrained(a.checkpoint)
+        model = load(a.checkpoint)
     else:
         model = seeded_model(preset(a.preset).model, a.seed)
     path = save_peer_weights(model, a.out, a.vit_naming)
-    print(json.dumps({"bench": "peer_weights", "out": str(path), **model.param_counts()}))
+    rec = {"bench": "peer_weights", "out": str(path), **model.param_counts()}
+    print(json.dumps({**rec, "model_json": peer_model_json(model.config)}))
 
 
 if __name__ == "__main__":

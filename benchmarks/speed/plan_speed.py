@@ -1,31 +1,37 @@
 """Time one full CEM plan (300 samples x 30 iterations, horizon 5, 30 elites) with the real
 Planner, for a preset: one episode at a time (median of --repeats after a warm-up), and batched
 over --batch episodes (time per episode-plan). Random weights (seeded by --seed): planning cost
-does not depend on them.
+does not depend on them. The world model comes from the registry (``model.kind``).
 
-    python benchmarks/plan_speed.py --preset cpu model.predictor.history=1
-    python benchmarks/plan_speed.py --preset cpu --context 3
-    python benchmarks/plan_speed.py --preset paper --repeats 1 --batch 0
-    python benchmarks/plan_speed.py --preset paper --batch 0 --reference \
-        --peer-python /work/peer-venv/bin/python
+    python benchmarks/speed/plan_speed.py --preset cpu model.predictor.history=1
+    python benchmarks/speed/plan_speed.py --preset cpu --context 3
+    python benchmarks/speed/plan_speed.py --preset paper --repeats 1 --batch 0
+    python benchmarks/speed/plan_speed.py --preset tiny --samples 8 --iterations 2 --repeats 1
+    python benchmarks/speed/plan_speed.py --preset paper --batch 0 --reference \
+        --peer-python $PEER_PYTHON [--shim $SWM_SHIM]
 
 --reference also times the plain window loop (``LeWM.rollout_reference``, i.e. ``fast=False``).
---peer-python PATH also times the paper authors' implementation (stable-worldmodel 0.1.1, in its
-own virtual environment, see benchmarks/peer_plan.py) on the same model with the same weights:
-this model's weights are converted (benchmarks/peer_weights.py) and peer_plan.py runs their LeWM
-+ CEMSolver with the same samples, iterations, elites, horizon, context, repeats and threads.
-With --context C > 1 their solver is given H + C - 1 blocks (peer_plan.py --match-rollout), so
-both run H predictor steps over full windows; --peer-asis times their solver as their policy
-calls it (H blocks, of which the first C - 1 stand in for the executed ones: H - C + 1 steps).
-The record then holds ``peer`` (their record) and ``peer_over_ours`` (their s / our s; > 1 means
-ours is faster); a small table goes to stderr.
+--peer (with the python of the paper authors' virtual environment from --peer-python PATH or
+$LEWM_PEER_PYTHON; --peer-python alone implies --peer) also times their implementation
+(stable-worldmodel 0.1.1, see benchmarks/comparison/peer_plan.py and benchmarks/README.md) on the
+same model with the same weights: this model is saved as a checkpoint, converted by
+benchmarks/comparison/peer_weights.py, and peer_plan.py runs their LeWM + CEMSolver with the same
+samples, iterations, elites, horizon, context, repeats and threads (--shim DIR or $SWM_SHIM: a
+torchvision stand-in folder put on that process's PYTHONPATH). With --context C > 1 their solver
+is given H + C - 1 blocks (peer_plan.py --match-rollout), so both run H predictor steps over full
+windows; --peer-asis times their solver as their policy calls it (H blocks, of which the first
+C - 1 stand in for the executed ones: H - C + 1 steps). The record then holds ``peer`` (their
+record) and ``peer_over_ours`` (their s / our s; > 1 means ours is faster); a small table goes
+to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,10 +39,12 @@ from pathlib import Path
 
 import torch
 
-from lewm.config import apply_overrides, preset
-from lewm.models import LeWM
-from lewm.planning.mpc import Planner
-from lewm.planning.solvers import make_solver
+from lewm.config import PRESETS, apply_overrides, preset
+from lewm.models import LeWM, WorldModel, build_model
+from lewm.planning import SOLVERS, Planner, make_solver
+
+COMPARISON = Path(__file__).resolve().parents[1] / "comparison"
+PEER_PYTHON_ENV, SHIM_ENV = "LEWM_PEER_PYTHON", "SWM_SHIM"
 
 
 class ReferenceRollout:
@@ -56,14 +64,29 @@ class ReferenceRollout:
         return self.model.parameters()
 
 
-def time_peer(a: argparse.Namespace, cfg, model: LeWM) -> dict:
-    """Convert the model's weights and time the authors' planner on them (a subprocess)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from peer_weights import peer_model_json, run_peer, save_peer_weights
+def _last_json(cmd: list[str], env: dict[str, str] | None = None) -> dict:
+    """Run ``cmd``; its last stdout line starting with "{" is one JSON record."""
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+    if r.returncode != 0 or not lines:
+        name = Path(cmd[1]).name
+        raise RuntimeError(
+            f"{name} failed (exit {r.returncode}):\n{r.stderr[-3000:]}\n{r.stdout[-1000:]}"
+        )
+    return json.loads(lines[-1])
 
+
+def time_peer(a: argparse.Namespace, model: LeWM) -> dict:
+    """Convert the model's weights (peer_weights.py, lewm's python) and time the authors'
+    planner on them (peer_plan.py, the peer's python)."""
+    env = dict(os.environ)
+    if a.shim:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [a.shim, env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory() as tmp:
-        w = save_peer_weights(model, Path(tmp) / "peer.safetensors")
-        args = ["--weights", str(w), "--model-json", json.dumps(peer_model_json(cfg.model))]
+        ckpt, w = model.save_pretrained(Path(tmp) / "model"), Path(tmp) / "peer.safetensors"
+        conv = [sys.executable, str(COMPARISON / "peer_weights.py"), str(w)]
+        model_json = _last_json([*conv, "--checkpoint", str(ckpt)])["model_json"]
+        args = ["--weights", str(w), "--model-json", json.dumps(model_json)]
         args += ["--samples", str(a.samples), "--iterations", str(a.iterations)]
         args += ["--elites", str(a.elites), "--horizon", str(a.horizon)]
         args += ["--context", str(a.context), "--repeats", str(a.repeats)]
@@ -72,7 +95,7 @@ def time_peer(a: argparse.Namespace, cfg, model: LeWM) -> dict:
             args.append("--match-rollout")
         if a.peer_batch:
             args += ["--batch", str(a.peer_batch)]
-        rec = run_peer(a.peer_python, args)
+        rec = _last_json([a.peer_python, str(COMPARISON / "peer_plan.py"), *args], env)
     rec.pop("weights", None)
     return rec
 
@@ -94,7 +117,7 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--preset", default="cpu")
+    p.add_argument("--preset", default="cpu", choices=list(PRESETS))
     p.add_argument("--samples", type=int, default=300)
     p.add_argument("--iterations", type=int, default=30)
     p.add_argument("--horizon", type=int, default=5)
@@ -103,26 +126,49 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=50, help="episodes planned together (0: skip)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--elites", type=int, default=30, help="capped at --samples")
-    p.add_argument("--solver", default="cem", help="cem, icem, mppi (ours; the peer runs CEM)")
+    p.add_argument(
+        "--solver", default="cem", choices=sorted(SOLVERS), help="ours; the peer always runs CEM"
+    )
     p.add_argument("--seed", type=int, default=0, help="seeds the random-init weights")
     p.add_argument("--reference", action="store_true", help="also time rollout(fast=False)")
-    p.add_argument("--peer-python", default=None, help="python of the stable-worldmodel venv")
+    p.add_argument("--peer", action="store_true", help="also time the authors' implementation")
+    p.add_argument(
+        "--peer-python",
+        default=None,
+        help=f"python of the stable-worldmodel venv (implies --peer; default: ${PEER_PYTHON_ENV})",
+    )
+    p.add_argument(
+        "--shim",
+        default=os.environ.get(SHIM_ENV),
+        help=f"torchvision stand-in folder for the peer's PYTHONPATH (default: ${SHIM_ENV})",
+    )
     p.add_argument("--peer-asis", action="store_true", help="their solver as their policy calls it")
     p.add_argument("--peer-batch", type=int, default=0, help="also time B episodes on their side")
     p.add_argument("--out", default=None, help="append the JSON record to this file")
-    p.add_argument("overrides", nargs="*")
+    p.add_argument("overrides", nargs="*", help="config overrides, e.g. model.predictor.history=1")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     cfg = apply_overrides(preset(a.preset), a.overrides)
+    if a.peer or a.peer_python:
+        a.peer_python = a.peer_python or os.environ.get(PEER_PYTHON_ENV)
+        if not a.peer_python:
+            p.error(
+                "--peer needs the python of the authors' virtual environment: give "
+                f"--peer-python PATH or set {PEER_PYTHON_ENV} (see benchmarks/README.md)"
+            )
+        if cfg.model.kind != "lewm" or cfg.model.encoder.kind != "vit":
+            p.error("--peer compares LeWM with a ViT encoder only (e.g. --preset paper)")
     torch.manual_seed(a.seed)
-    model = LeWM(cfg.model).eval()
+    model: WorldModel = build_model(cfg.model).eval()
+    if a.reference and not isinstance(model, LeWM):
+        p.error(f"--reference times LeWM's plain rollout; model.kind is {cfg.model.kind!r}")
     a.elites = min(a.elites, a.samples)
     solver = make_solver(
         a.solver, num_samples=a.samples, iterations=a.iterations, num_elites=a.elites
     )
     planner = Planner(model, solver, horizon=a.horizon, receding=a.horizon)
-    s, Ab = cfg.model.encoder.image_size, cfg.model.action_block_dim
+    s, Ab = model.image_size, model.action_block_dim
     rec = {
         "bench": "plan_speed",
         "preset": a.preset,
@@ -134,7 +180,8 @@ def main() -> None:
         "seed": a.seed,
         "horizon": a.horizon,
         "context": a.context,
-        "history": cfg.model.predictor.history,
+        "kind": cfg.model.kind,
+        "history": model.history,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d"),
@@ -150,7 +197,7 @@ def main() -> None:
         rec["s_per_plan_single_reference"] = round(t, 3)
         rows.append(("lewm (reference rollout)", rec["s_per_plan_single_reference"]))
     if a.peer_python:
-        peer = time_peer(a, cfg, model)
+        peer = time_peer(a, model)
         rec["peer"] = peer
         rec["peer_over_ours"] = round(peer["s_per_plan_single"] / rec["s_per_plan_single"], 3)
         if a.reference:

@@ -7,7 +7,7 @@ two: it trains the *same* encoder architecture plus a linear head, from scratch 
 supervision, to regress (sin, cos) of the block angle from single frames, and reports Pearson r
 on frames of held-out episodes - the number the probes report.
 
-    python benchmarks/angle_capacity.py --data runs/pusht/data_1k_n03.h5 --steps 600
+    python benchmarks/quality/angle_capacity.py --data runs/pusht/data_1k_n03.h5 --steps 600
 
 r near 1 within a few hundred steps means the architecture can represent the angle and the
 self-supervised objective is what drops it.
@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from lewm.analysis.probe import score
-from lewm.config import apply_overrides, preset
+from lewm.config import PRESETS, apply_overrides, preset
 from lewm.data.hdf5 import EpisodeDataset
 from lewm.envs import get_spec
-from lewm.models import LeWM
+from lewm.models import build_model
 
 
 def main() -> None:
@@ -41,7 +41,8 @@ def main() -> None:
     p.add_argument("--test-frames", type=int, default=4000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("overrides", nargs="*", help="config overrides, e.g. train.lr=3e-4")
+    p.add_argument("--preset", default="cpu", choices=list(PRESETS), help="the encoder's preset")
+    p.add_argument("overrides", nargs="*", help="config overrides, e.g. model.encoder.width=512")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -57,18 +58,20 @@ def main() -> None:
     train_rows, test_rows = np.flatnonzero(~is_test), np.flatnonzero(is_test)
     test_rows = np.sort(rng.choice(test_rows, min(a.test_frames, len(test_rows)), replace=False))
 
+    angle = get_spec("pusht").quantities["angle"]  # (sin, cos), the target the probes use
+
     def batch(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         rows = np.sort(rows)
         px = torch.as_tensor(ds.rows("pixels", rows))[:, None]  # (N, 1, h, w, 3)
-        angle = get_spec("pusht").quantities["angle"]  # (sin, cos), the target the probes use
         y = torch.as_tensor(angle(ds.rows("state", rows).astype(np.float64)), dtype=torch.float32)
-        return px, y
+        return px, y  # (N, 1, h, w, 3), (N, 2)
 
-    cfg = apply_overrides(preset("cpu"), a.overrides)
-    model = LeWM(cfg.model)  # only its encoder + projector are used: the latent the probes read
-    head = nn.Linear(cfg.model.latent_dim, 2)
-    params = [*model.encoder.parameters(), *model.projector.parameters(), *head.parameters()]
-    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=1e-3)
+    cfg = apply_overrides(preset(a.preset), a.overrides)
+    # only ``encode`` is trained (for LeWM: encoder + projector, the latent the probes read);
+    # AdamW skips the parameters that get no gradient (the predictor)
+    model = build_model(cfg.model)
+    head = nn.Linear(model.latent_dim, 2)
+    opt = torch.optim.AdamW([*model.parameters(), *head.parameters()], lr=a.lr, weight_decay=1e-3)
 
     def evaluate() -> float:
         model.eval()
@@ -98,6 +101,7 @@ def main() -> None:
         "data": a.data,
         "steps": a.steps,
         "batch_size": a.batch_size,
+        "preset": a.preset,
         "overrides": a.overrides,
         "test_frames": len(test_rows),
         "test_r_at_init": r0,

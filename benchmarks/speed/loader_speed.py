@@ -1,10 +1,11 @@
 """Clip-loading throughput: how fast ClipSampler.gather assembles training batches.
 
-    python benchmarks/loader_speed.py --data data/tworoom.h5 --history 1 --batch 128
-    python benchmarks/loader_speed.py            # generates a 64-px toy dataset first
+    python benchmarks/speed/loader_speed.py --data data/tworoom.h5 --history 1 --batch 128
+    python benchmarks/speed/loader_speed.py      # generates a 64-px toy dataset first
+    python benchmarks/speed/loader_speed.py --episodes 20 --batch 8 --batches 2   # smoke run
 
 Reports clips/s for the in-RAM path (what `lewm train` uses) and the per-frame on-disk path;
-compare with benchmarks/train_speed.py: the loader must be far faster than training.
+compare with benchmarks/speed/train_speed.py: the loader must be far faster than training.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--data", default=None)
+    p.add_argument("--data", default=None, help="episode file (default: a generated toy file)")
+    p.add_argument("--episodes", type=int, default=200, help="episodes of the toy file")
     p.add_argument("--history", type=int, default=3)
     p.add_argument("--frameskip", type=int, default=5)
     p.add_argument("--batch", type=int, default=128)
@@ -60,7 +62,7 @@ def main() -> None:
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as d:
         path = a.data or make_toy_dataset(
-            Path(d) / "toy64.h5", episodes=200, length=100, resolution=64
+            Path(d) / "toy64.h5", episodes=a.episodes, length=100, resolution=64
         )
         for in_memory in (True, False):
             print(

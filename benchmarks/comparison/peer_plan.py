@@ -1,21 +1,30 @@
 """The paper authors' LeWM + CEMSolver (stable-worldmodel 0.1.1, "swm"), timed like plan_speed.py.
 
-Runs with the PEER virtual environment's python (see /work/shared/peer/README.md), never with
-lewm's: it does not import lewm. Builds their LeWM at paper size (ViT-tiny/14 at 224 px,
-6-layer AdaLN predictor, history 3; 18,034,478 parameters) and times one full CEM plan with
-their ``CEMSolver`` (300 samples x 30 iterations x 30 elites, horizon 5): median of --repeats
-plans after one warm-up. Prints one JSON line on stdout (their solver's own prints go to stderr).
+Runs with the python of the authors' own virtual environment ($PEER_PYTHON, see
+benchmarks/README.md for the install), never with lewm's: it does not import lewm. Builds their
+LeWM at paper size (ViT-tiny/14 at 224 px, 6-layer AdaLN predictor, history 3; 18,034,478
+parameters) and times one full CEM plan with their ``CEMSolver`` (300 samples x 30 iterations x
+30 elites, horizon 5): median of --repeats plans after one warm-up. Prints one JSON line on
+stdout (their solver's own prints go to stderr).
 
-    PEER=/work/peer-venv/bin/python
-    $PEER benchmarks/peer_plan.py                                   # random init, 1 context frame
-    $PEER benchmarks/peer_plan.py --context 3 --weights W.safetensors
-    $PEER benchmarks/peer_plan.py --samples 4 --iterations 1 --repeats 1     # smoke run
-    $PEER benchmarks/peer_plan.py --weights W.safetensors --check-costs IN.pt OUT.pt
+    $PEER_PYTHON benchmarks/comparison/peer_plan.py                 # random init, 1 context frame
+    $PEER_PYTHON benchmarks/comparison/peer_plan.py --context 3 --weights W.safetensors
+    $PEER_PYTHON benchmarks/comparison/peer_plan.py --samples 4 --iterations 1 --repeats 1  # smoke
+    $PEER_PYTHON benchmarks/comparison/peer_plan.py --weights W.safetensors --check-costs IN OUT
 
---weights loads a safetensors file written by benchmarks/peer_weights.py (our weights under their
-names). --check-costs skips timing: IN.pt (written by peer_weights.py --verify) holds normalised
-pixels, goal, history actions and candidate plans; OUT.pt receives their latents, predicted
-latents and costs, so the two implementations can be compared number by number.
+lewm's side starts it for you: benchmarks/speed/plan_speed.py --peer and
+benchmarks/comparison/peer_weights.py --verify.
+
+torchvision: swm imports ``torchvision.tv_tensors`` at import time and needs nothing else from
+it, and PyPI's torchvision cannot load beside the CPU torch wheel. If no torchvision loads, this
+script puts a minimal in-process stand-in in its place. A stand-in folder (a ``torchvision``
+package) can be given instead on the peer's PYTHONPATH: ``PYTHONPATH=$SWM_SHIM $PEER_PYTHON ...``
+(the lewm-side scripts do this for ``--shim DIR`` or ``SWM_SHIM``).
+
+--weights loads a safetensors file written by benchmarks/comparison/peer_weights.py (our weights
+under their names). --check-costs skips timing: IN.pt (written by peer_weights.py --verify) holds
+normalised pixels, goal, history actions and candidate plans; OUT.pt receives their latents,
+predicted latents and costs, so the two implementations can be compared number by number.
 
 Context frames. Their ``LeWM.rollout`` pairs the first C blocks of the sequence it is given with
 the C context frames; ``CEMSolver`` passes the H sampled blocks only, so with C > 1 the first C-1
@@ -36,23 +45,16 @@ import sys
 import time
 import types
 from importlib.metadata import version as _version
+from typing import Any
 
-os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-# transformers' ViTModel must be imported before any torchvision stand-in becomes visible
-from transformers import ViTConfig, ViTModel  # noqa: E402
-
-SHIM = os.environ.get("SWM_SHIM", "/work/shared/peer/swm_shim")
+import numpy as np
+import torch
+from torch import nn
 
 
 def _torchvision() -> str:
-    """swm imports ``torchvision.tv_tensors`` at import time and needs nothing else from it.
-    PyPI's torchvision cannot load beside the CPU torch wheel: use the shared stand-in then
-    (or, without it, a minimal in-process one)."""
+    """The version of the torchvision swm will import: a real one, a stand-in found on
+    PYTHONPATH, or (when neither loads) a minimal in-process stand-in of ``tv_tensors.Image``."""
     try:
         import torchvision
 
@@ -60,11 +62,6 @@ def _torchvision() -> str:
     except Exception:
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             sys.modules.pop(name)
-    if os.path.isdir(os.path.join(SHIM, "torchvision")):
-        sys.path.insert(0, SHIM)
-        import torchvision
-
-        return torchvision.__version__
     tv = types.ModuleType("torchvision")
     tvt = types.ModuleType("torchvision.tv_tensors")
 
@@ -78,11 +75,18 @@ def _torchvision() -> str:
     return tv.__version__
 
 
-TORCHVISION = _torchvision()
-import stable_worldmodel as swm  # noqa: E402
-from stable_worldmodel.solver import CEMSolver  # noqa: E402
-from stable_worldmodel.wm.lewm import LeWM  # noqa: E402
-from stable_worldmodel.wm.lewm.module import MLP, Embedder, Predictor  # noqa: E402
+def import_peer() -> str:
+    """Import the authors' package (after argument parsing, so ``--help`` needs none of it);
+    returns the torchvision version it runs with."""
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    # transformers' ViTModel must be imported before any torchvision stand-in becomes visible
+    from transformers import ViTConfig, ViTModel  # noqa: F401
+
+    tv = _torchvision()
+    import stable_worldmodel  # noqa: F401
+
+    return tv
+
 
 # The paper model (le-wm config/train/model/lewm.yaml), named as lewm's ModelConfig fields.
 PAPER = {
@@ -107,8 +111,12 @@ PAPER = {
 }
 
 
-def build_model(m: dict) -> LeWM:
+def build_model(m: dict) -> nn.Module:
     """Their LeWM, built from their modules, in eval mode and without gradients."""
+    from stable_worldmodel.wm.lewm import LeWM
+    from stable_worldmodel.wm.lewm.module import MLP, Embedder, Predictor
+    from transformers import ViTConfig, ViTModel
+
     if m["action_hidden"] % m["latent_dim"]:
         raise ValueError("their Embedder needs action_hidden = mlp_scale * latent_dim")
     enc = ViTModel(
@@ -169,7 +177,7 @@ def _rename(key: str, to_v5: bool) -> str:
     return key
 
 
-def load_weights(model: LeWM, path: str) -> None:
+def load_weights(model: nn.Module, path: str) -> None:
     from safetensors.torch import load_file
 
     state = load_file(path)
@@ -187,7 +195,11 @@ def load_weights(model: LeWM, path: str) -> None:
     model.load_state_dict(state, strict=True)
 
 
-def make_solver(model: LeWM, a, m: dict, n_envs: int, horizon: int) -> CEMSolver:
+def make_solver(model: nn.Module, a: argparse.Namespace, m: dict, n_envs: int, horizon: int) -> Any:
+    import stable_worldmodel as swm
+    from gymnasium.spaces import Box
+    from stable_worldmodel.solver import CEMSolver
+
     # batch_size=1: their LeWM.criterion broadcasts the goal latents (b, 1, D) against the
     # predictions (b, S, T, D), which only works for b = 1, so their CEMSolver must solve the
     # episodes one after another (as their World does with num_envs > 1)
@@ -201,15 +213,13 @@ def make_solver(model: LeWM, a, m: dict, n_envs: int, horizon: int) -> CEMSolver
         device="cpu",
         seed=a.seed,
     )
-    from gymnasium.spaces import Box
-
     cfg = swm.PlanConfig(horizon=horizon, receding_horizon=horizon, action_block=m["frameskip"])
     space = Box(-1.0, 1.0, (n_envs, m["action_dim"]), np.float32)
     solver.configure(action_space=space, n_envs=n_envs, config=cfg)
     return solver
 
 
-def time_plans(solver: CEMSolver, B: int, C: int, m: dict, repeats: int) -> float:
+def time_plans(solver: Any, B: int, C: int, m: dict, repeats: int) -> float:
     s, Ab = m["image_size"], m["frameskip"] * m["action_dim"]
     g = torch.Generator().manual_seed(1)
 
@@ -234,7 +244,7 @@ def time_plans(solver: CEMSolver, B: int, C: int, m: dict, repeats: int) -> floa
 
 
 @torch.inference_mode()
-def check_costs(model: LeWM, src: str, dst: str) -> dict:
+def check_costs(model: nn.Module, src: str, dst: str) -> dict:
     """Their latents, predictions and costs for the inputs saved by our side.
 
     IN: pixels (B, C, 3, s, s) and goal (B, 3, s, s) normalised float frames, hist (B, C-1, Ab)
@@ -287,10 +297,17 @@ def main() -> None:
     )
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--seed", type=int, default=0, help="init seed and CEMSolver seed")
-    p.add_argument("--weights", default=None, help="safetensors from peer_weights.py")
+    p.add_argument("--weights", default=None, help="safetensors written by peer_weights.py")
     p.add_argument("--model-json", default=None, help="JSON overriding PAPER's model sizes")
     p.add_argument("--check-costs", nargs=2, metavar=("IN", "OUT"), default=None)
     a = p.parse_args()
+    try:
+        torchvision_version = import_peer()
+    except ImportError as e:
+        raise SystemExit(
+            f"peer_plan.py: {e}. It runs with the python of the authors' virtual environment "
+            "(stable-worldmodel 0.1.1 and transformers; see benchmarks/README.md), not lewm's."
+        ) from e
     if a.threads:
         torch.set_num_threads(a.threads)
     m = {**PAPER, **(json.loads(a.model_json) if a.model_json else {})}
@@ -324,7 +341,7 @@ def main() -> None:
         "history": m["history"],
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "torchvision": TORCHVISION,
+        "torchvision": torchvision_version,
         "date": time.strftime("%Y-%m-%d"),
     }
     solver = make_solver(model, a, m, 1, solver_h)

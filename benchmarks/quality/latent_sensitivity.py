@@ -14,7 +14,7 @@ The success test is "agent and block within 20 units jointly, and block angle wi
 degrees)". The last line therefore gives the block shift that costs as much as a 20-degree turn;
 well under 20 units means the terminal cost barely cares about orientation.
 
-    python benchmarks/latent_sensitivity.py runs/pt/model --data runs/pusht/eval_100_s99.h5
+    python benchmarks/quality/latent_sensitivity.py runs/pt/model --data runs/pusht/eval_100_s99.h5
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from lewm.data.hdf5 import EpisodeDataset
-from lewm.envs.pusht import render_batch
-from lewm.models import LeWM
+from lewm.envs import get_spec
+from lewm.models import load
 
 
 def perturbed_states(
@@ -57,7 +57,7 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("checkpoint", nargs="+", help="model folders (RUN/model or a checkpoint)")
+    p.add_argument("checkpoint", nargs="+", help="run directories or checkpoint folders")
     p.add_argument("--data", required=True, help="Push-T episode file with a state column")
     p.add_argument("--states", type=int, default=300)
     p.add_argument("--turns", type=float, nargs="+", default=[5, 10, 20, 45, 90])
@@ -78,14 +78,16 @@ def main() -> None:
     base = state[np.sort(rng.choice(len(state), min(a.states, len(state)), replace=False)), :5]
     variants = perturbed_states(base, a.turns, a.shifts, rng)
 
+    render = get_spec("pusht").render  # states (N, 5) -> frames (N, r, r, 3) uint8
     report = {}
     for ckpt in a.checkpoint:
-        model = LeWM.from_pretrained(ckpt).eval()
-        res = model.config.encoder.image_size
+        model = load(ckpt)  # any registered world model, in eval mode
+        res = model.image_size
 
         def encode(states: np.ndarray, model=model, res=res) -> torch.Tensor:
+            px = torch.as_tensor(render(states, res))[:, None]  # (N, 1, r, r, 3)
             with torch.inference_mode():
-                return model.encode(torch.as_tensor(render_batch(states, res))[:, None])[:, 0]
+                return model.encode(px)[:, 0]  # (N, D)
 
         z0 = encode(base)  # (N, D)
         dist = {k: float((encode(v) - z0).norm(dim=1).median()) for k, v in variants.items()}

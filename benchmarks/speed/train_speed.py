@@ -1,10 +1,13 @@
 """Training throughput (clips/s) of a preset on this machine, with random uint8 clips.
 
-    python benchmarks/train_speed.py --preset cpu --batch 128 --precision bf16
-    python benchmarks/train_speed.py --preset paper --batch 16 --steps 3
+    python benchmarks/speed/train_speed.py --preset cpu --batch 128 --precision bf16
+    python benchmarks/speed/train_speed.py --preset paper --batch 16 --steps 3
+    python benchmarks/speed/train_speed.py --preset tiny --batch 8 --steps 1     # smoke run
 
-One warm-up step, then the median of ``--steps`` timed optimizer steps (forward, backward,
-clip, AdamW). Prints one JSON line; ``--out`` appends it to a JSONL file.
+Model and objective come from the world-model registry (``model.kind``, as ``lewm train``). One
+warm-up step, then the median of ``--steps`` timed optimizer steps (forward, objective, backward,
+gradient clipping at ``train.grad_clip``, AdamW). Prints one JSON line; ``--out`` appends it to
+a JSONL file.
 """
 
 from __future__ import annotations
@@ -17,42 +20,40 @@ import time
 
 import torch
 
-from lewm.config import apply_overrides, preset
-from lewm.losses import LeWMObjective, SIGReg
-from lewm.models import LeWM
+from lewm.config import PRESETS, apply_overrides, preset
+from lewm.models import build_model, build_objective
 
 
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--preset", default="cpu")
+    p.add_argument("--preset", default="cpu", choices=list(PRESETS))
     p.add_argument("--batch", type=int, default=128, help="clips per step")
-    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--steps", type=int, default=5, help="timed steps (after one warm-up)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--out", default=None)
-    p.add_argument("overrides", nargs="*")
+    p.add_argument("--out", default=None, help="append the JSON record to this file")
+    p.add_argument("overrides", nargs="*", help="config overrides, e.g. model.predictor.depth=4")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     cfg = apply_overrides(preset(a.preset), a.overrides)
-    m, tc = cfg.model, cfg.train
-    model = LeWM(m).train()
-    obj = LeWMObjective(tc.sigreg_weight, SIGReg(tc.sigreg_num_proj, tc.sigreg_knots))
+    tc = cfg.train
+    model = build_model(cfg.model).train()
+    objective = build_objective(cfg.model, tc)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    s, N = m.encoder.image_size, m.predictor.history
-    px = torch.randint(0, 256, (a.batch, N + 1, s, s, 3), dtype=torch.uint8)
-    act = torch.randn(a.batch, N, m.action_block_dim)
+    s, N = model.image_size, model.history
+    px = torch.randint(0, 256, (a.batch, N + 1, s, s, 3), dtype=torch.uint8)  # (B, N+1, s, s, 3)
+    blocks = torch.randn(a.batch, N, model.action_block_dim)  # (B, N, Ab)
     times = []
     for i in range(a.steps + 1):
         t = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
-            out = model(px, act)
-            loss = obj(out["z"], out["pred"])["loss"]
+            loss = objective(**model(px, blocks))["loss"]
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
         opt.step()
         loss.item()
         if i:
@@ -62,7 +63,8 @@ def main() -> None:
         "bench": "train_speed",
         "preset": a.preset,
         "overrides": a.overrides,
-        "params": model.param_counts()["total"],
+        "kind": cfg.model.kind,
+        "params": sum(q.numel() for q in model.parameters()),
         "image": s,
         "frames_per_clip": N + 1,
         "batch": a.batch,

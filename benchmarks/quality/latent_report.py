@@ -2,7 +2,9 @@
 random-init floor), surprise tests, straightness over training and on the checkpoint, and the
 numbers behind `lewm viz`. Each piece is a plain `lewm` command (printed before it runs).
 
-    python benchmarks/latent_report.py runs/pusht/r96 --env pusht --out runs/pusht/r96/latent
+    python benchmarks/quality/latent_report.py RUN --env pusht --out RUN/latent
+    python benchmarks/quality/latent_report.py RUN --env tworoom --out OUT \
+        --frames 200 --trajectories 4                                  # smoke run on a tiny RUN
 """
 
 from __future__ import annotations
@@ -14,20 +16,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lewm.envs import ENVS
+
 
 def _lewm(*args: str) -> str:
     print("+ lewm " + shlex.join(args), file=sys.stderr, flush=True)
     cmd = [sys.executable, "-m", "lewm.cli.main", *args]
-    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"lewm {args[0]} failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
+    return r.stdout
 
 
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("run")
-    p.add_argument("--env", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("run", help="run directory (with metrics.jsonl and model/)")
+    p.add_argument("--env", required=True, choices=sorted(ENVS), help="a registered environment")
+    p.add_argument("--out", required=True, help="folder for the probe, surprise and viz outputs")
     p.add_argument("--frames", type=int, default=20000, help="probe frames")
     p.add_argument("--trajectories", type=int, default=32, help="surprise triplets")
     a = p.parse_args()

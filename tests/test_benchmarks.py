@@ -1,0 +1,31 @@
+"""Every benchmark script still starts with the current library (``python SCRIPT --help``), so
+the scripts in benchmarks/ cannot silently rot. They never run for real in the test suite."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPTS = sorted(BENCHMARKS.glob("**/*.py"))
+
+
+def _help(script: Path) -> tuple[Path, subprocess.CompletedProcess]:
+    cmd = [sys.executable, str(script), "--help"]
+    return script, subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_every_benchmark_script_starts():
+    assert SCRIPTS, f"no scripts found under {BENCHMARKS}"
+    # each --help imports torch and lewm (~1 s); a few at a time keeps the whole under ~10 s
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        results = list(pool.map(_help, SCRIPTS))
+    failed = [
+        f"{script.relative_to(BENCHMARKS.parent)} (exit {r.returncode}):\n{r.stderr[-2000:]}"
+        for script, r in results
+        if r.returncode != 0 or "usage:" not in r.stdout
+    ]
+    assert not failed, "benchmark scripts that do not start:\n\n" + "\n\n".join(failed)

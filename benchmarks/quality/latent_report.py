@@ -1,4 +1,4 @@
-"""Everything issue 6 reports for one trained run, as markdown: probe table (trained vs
+r"""Everything issue 6 reports for one trained run, as markdown: probe table (trained vs
 random-init floor), surprise tests, straightness over training and on the checkpoint, and the
 numbers behind `lewm viz`. Each piece is a plain `lewm` command (printed before it runs).
 

@@ -1,4 +1,4 @@
-"""Push-T end to end for several seeds: collect -> train (preset pusht-cpu) -> plan on 50
+r"""Push-T end to end for several seeds: collect -> train (preset pusht-cpu) -> plan on 50
 held-out tasks (paper protocol) -> random baseline; prints a markdown table.
 
     python benchmarks/quality/pusht_seeds.py --seeds 0 1 2 --out runs/pusht_seeds

@@ -1,4 +1,4 @@
-"""Time one full CEM plan (300 samples x 30 iterations, horizon 5, 30 elites) with the real
+r"""Time one full CEM plan (300 samples x 30 iterations, horizon 5, 30 elites) with the real
 Planner, for a preset: one episode at a time (median of --repeats after a warm-up), and batched
 over --batch episodes (time per episode-plan). Random weights (seeded by --seed): planning cost
 does not depend on them. The world model comes from the registry (``model.kind``).

@@ -93,3 +93,24 @@ def test_lr_schedule_warmup_then_cosine():
     assert f(9) == pytest.approx(1.0)
     assert f(505) == pytest.approx(0.5, abs=0.01)
     assert f(999) < 0.001
+
+
+def test_resume_of_a_run_written_before_world_models_were_plugins(tmp_path, toy_h5, tiny_config):
+    """run.json without "eval" or "model.kind" and a training state whose objective generator is
+    stored as "sigreg_rng" (the layout before the registries) still resume exactly."""
+    cfg = apply_overrides(
+        tiny_config, ["train.steps=12", "train.ckpt_every=4", "train.val_every=0"]
+    )
+    train(cfg, toy_h5, tmp_path / "full", progress=False)
+    train(cfg, toy_h5, tmp_path / "old", progress=False, stop_after=5)
+    run_json = tmp_path / "old" / "run.json"
+    saved = json.loads(run_json.read_text())
+    del saved["config"]["eval"], saved["config"]["model"]["kind"]
+    run_json.write_text(json.dumps(saved))
+    for state_file in (tmp_path / "old" / "checkpoints").glob("*/training_state.pt"):
+        state = torch.load(state_file, weights_only=True)
+        state["sigreg_rng"] = state.pop("objective_rng")
+        torch.save(state, state_file)
+    train(cfg, toy_h5, tmp_path / "old", progress=False, resume=True)
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "old")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -75,6 +75,25 @@ class EnvSpec:
         return f"pip install 'lewm[{self.extra}]'" if self.extra else ""
 
 
+def check_collection(
+    out: Any, episodes: int, resolution: int, max_steps: int, overwrite: bool, **positive: float
+) -> None:
+    """The checks every collector makes before any work: sizes, its own options that must be
+    >= 0 (``positive``), and an existing ``out`` that may not be replaced without ``overwrite``."""
+    from lewm.utils.io import refuse_existing
+
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if int(resolution) != resolution or resolution < 8:
+        raise ValueError(f"resolution must be an integer >= 8, got {resolution}")
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    for name, value in positive.items():
+        if not value >= 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+    refuse_existing(out, overwrite, "dataset")
+
+
 ENVS: dict[str, EnvSpec] = {}  # short name -> spec, filled by the env packages at import
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from lewm.envs.pusht.expert import PushTExpert
 from lewm.envs.pusht.physics import SUCCESS_ANGLE, SUCCESS_DIST, pusht_success, wrap_angle
 from lewm.envs.pusht.render import render_batch
-from lewm.utils.io import refuse_existing
+from lewm.envs.registry import check_collection
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +49,9 @@ def collect_pusht(
     from lewm.utils.progress import progress_bar
 
     max_steps = COLLECT_STEPS if max_steps is None else max_steps
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    if resolution < 8:
-        raise ValueError(f"resolution must be >= 8, got {resolution}")
-    if max_steps < 1:
-        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    if not noise_std >= 0:
-        raise ValueError(f"noise_std must be >= 0, got {noise_std}")
     if not 0.0 <= explore < 1.0:
         raise ValueError(f"explore must be in [0, 1), got {explore}")
-    refuse_existing(out, overwrite, "dataset")  # before any work
+    check_collection(out, episodes, resolution, max_steps, overwrite, noise_std=noise_std)
     env = PushTEnv(resolution=resolution)  # raises a clear ImportError without pymunk
     ep_seeds = np.random.SeedSequence(seed).generate_state(episodes)  # one seed per episode
     attrs = {

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from lewm.envs.registry import check_collection
 from lewm.envs.tworoom.dynamics import (
     DEFAULT_LAYOUT,
     EPISODE_STEPS,
@@ -21,7 +22,6 @@ from lewm.envs.tworoom.dynamics import (
 )
 from lewm.envs.tworoom.expert import TwoRoomExpert
 from lewm.envs.tworoom.render import render_batch
-from lewm.utils.io import refuse_existing
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +81,9 @@ def collect_tworoom(
     from lewm.utils.progress import progress_bar
 
     max_steps = EPISODE_STEPS if max_steps is None else max_steps
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    if int(resolution) != resolution or resolution < 8:
-        raise ValueError(f"resolution must be an integer >= 8, got {resolution}")
-    if max_steps < 1:
-        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    if not noise_std >= 0:
-        raise ValueError(f"noise_std must be >= 0, got {noise_std}")
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-    refuse_existing(out, overwrite, "dataset")  # before any work
+    check_collection(out, episodes, resolution, max_steps, overwrite, noise_std=noise_std)
     attrs = {
         "env": "tworoom",
         "resolution": int(resolution),

@@ -35,6 +35,22 @@ def check_option(cfg: Any, name: str, ok: bool, rule: str) -> None:
     check(ok, f"{CONFIG_KEY}.{name} {rule}, got {getattr(cfg, name)!r} (solver {cfg.kind})")
 
 
+def check_sampling_options(cfg: Any) -> None:
+    """The checks every Gaussian sampling solver's config shares: num_samples, num_elites (when
+    it is a number), iterations, init_std, min_std."""
+    check_option(cfg, "num_samples", cfg.num_samples >= 1, "must be >= 1")
+    if getattr(cfg, "num_elites", None) is not None:
+        check_option(
+            cfg,
+            "num_elites",
+            1 <= cfg.num_elites <= cfg.num_samples,
+            f"must be in [1, num_samples={cfg.num_samples}]",
+        )
+    check_option(cfg, "iterations", cfg.iterations >= 1, "must be >= 1")
+    check_option(cfg, "init_std", cfg.init_std > 0, "must be > 0")
+    check_option(cfg, "min_std", cfg.min_std >= 0, "must be >= 0")
+
+
 # -- helpers shared by every solver --------------------------------------------------------------
 
 

@@ -6,7 +6,13 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from lewm.planning.solvers.base import SamplingSolver, Search, check_kind, check_option, top_k
+from lewm.planning.solvers.base import (
+    SamplingSolver,
+    Search,
+    check_kind,
+    check_sampling_options,
+    top_k,
+)
 
 
 @dataclass
@@ -23,16 +29,7 @@ class CEMConfig:
 
     def __post_init__(self) -> None:
         check_kind(self, "cem")
-        check_option(self, "num_samples", self.num_samples >= 1, "must be >= 1")
-        check_option(
-            self,
-            "num_elites",
-            1 <= self.num_elites <= self.num_samples,
-            f"must be in [1, num_samples={self.num_samples}]",
-        )
-        check_option(self, "iterations", self.iterations >= 1, "must be >= 1")
-        check_option(self, "init_std", self.init_std > 0, "must be > 0")
-        check_option(self, "min_std", self.min_std >= 0, "must be >= 0")
+        check_sampling_options(self)
 
 
 class CEM(SamplingSolver):

@@ -6,6 +6,7 @@ images with CEM + MPC on 50 held-out tasks (the paper's protocol) -> random base
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
@@ -28,24 +29,57 @@ FULL = DemoRecipe("tworoom-cpu", train_episodes=2000, heldout_episodes=300)
 QUICK = DemoRecipe("tworoom-quick", train_episodes=300, heldout_episodes=60)
 
 
+DEMO_MARKER = "demo.json"
+_DEMO_ENTRIES = {
+    DEMO_MARKER,
+    "summary.json",
+    "eval.json",
+    "tworoom_train.h5",
+    "tworoom_heldout.h5",
+    "run",
+    "eval",
+    "eval_random",
+    "training_curves.png",
+}
+
+
+def _is_demo_dir(path: Path) -> bool:
+    """A folder `lewm demo` wrote: its marker, or (older demos) a summary with the artefacts."""
+    for name, key in ((DEMO_MARKER, "format"), ("summary.json", "artefacts")):
+        try:
+            if key in json.loads((path / name).read_text()):
+                return True
+        except (OSError, ValueError, TypeError):
+            continue
+    return False
+
+
+def _is_demo_entry(name: str) -> bool:
+    return name in _DEMO_ENTRIES or name.startswith(".")  # and the atomic writers' temporaries
+
+
 def run_demo(out: str | Path, quick: bool = False, seed: int = 0, overwrite: bool = False) -> dict:
     from lewm.analysis.plots import plot_training_curves
     from lewm.config import apply_overrides, preset
     from lewm.envs import get_spec
     from lewm.models import load
     from lewm.planning.evaluate import evaluate
+    from lewm.training.rundir import check_owned
     from lewm.training.trainer import train
-    from lewm.utils.io import write_json
+    from lewm.utils.io import check_writable, write_json
 
     recipe = QUICK if quick else FULL
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not overwrite:
             raise FileExistsError(
                 f"demo output {out} already exists; pass --overwrite or choose another --out"
             )
+        check_owned(out, owned=_is_demo_dir(out), entry_ok=_is_demo_entry, what="demo folder")
         shutil.rmtree(out)
+    check_writable(out)
     out.mkdir(parents=True, exist_ok=True)
+    write_json(out / DEMO_MARKER, {"format": "lewm-demo", "preset": recipe.preset, "seed": seed})
     progress = sys.stderr.isatty()
     t0 = time.perf_counter()
     timings = {}

@@ -34,8 +34,12 @@ def test_probe_straightness_viz_surprise_commands(tiny_run, toy_h5, tmp_path, ca
     direct = dataset_straightness(load(tiny_run), EpisodeDataset(toy_h5), seed=0)
     assert st["frames"] == 4 and st["straightness"] == pytest.approx(direct["straightness"])
 
-    assert main(["viz", str(tiny_run), "--env", "tworoom", "--grid", "5", "--horizon", "2",
-                 "--out", str(tmp_path / "v")]) == 0  # fmt: skip
+    # the toy model was not trained on Two-Room: refused by default, allowed with --any-env
+    argv = ["viz", str(tiny_run), "--env", "tworoom", "--grid", "5", "--horizon", "2"]
+    assert main([*argv, "--out", str(tmp_path / "refused")]) == 2
+    assert "trained on 'toy-square' data, not 'tworoom'" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+    assert main([*argv, "--any-env", "--out", str(tmp_path / "v")]) == 0
     printed = json.loads(capsys.readouterr().out)
     for name in ("latent_map.png", "open_loop.png", "training_curves.png"):
         picture(tmp_path / "v" / name)
@@ -43,7 +47,8 @@ def test_probe_straightness_viz_surprise_commands(tiny_run, toy_h5, tmp_path, ca
     assert saved["open_loop"] == printed["open_loop"]
     assert len(printed["open_loop"]["rollout_error_mean"]) == 2
 
-    argv = ["surprise", str(tiny_run), "--env", "tworoom", "--trajectories", "3", "--frames", "3"]
+    argv = ["surprise", str(tiny_run), "--env", "tworoom", "--any-env", "--trajectories", "3"]
+    argv += ["--frames", "3"]
     assert main([*argv, "--perturb-frame", "2", "--out", str(tmp_path / "s")]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert set(rep["tests"]) == {"colour", "teleport"}

@@ -123,3 +123,25 @@ def test_eval_cost_option_reaches_the_config():
     assert cfg.cost == "path"
     with pytest.raises(SystemExit):  # argparse rejects an unknown mode before any work
         parse(["eval", "run", "--cost", "final"])
+
+
+def test_demo_overwrite_deletes_only_a_demo_folder(tmp_path, capsys):
+    from lewm.demo import _is_demo_dir, _is_demo_entry
+    from lewm.training.rundir import check_owned
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    assert main(["demo", "--out", str(mine), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "only replaces a demo folder lewm wrote" in err
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    # a folder the demo wrote (its marker and its entries) may be replaced, not with extras
+    demo = tmp_path / "demo"
+    (demo / "run").mkdir(parents=True)
+    (demo / "demo.json").write_text('{"format": "lewm-demo"}')
+    (demo / "tworoom_train.h5").write_bytes(b"")
+    check_owned(demo, owned=_is_demo_dir(demo), entry_ok=_is_demo_entry, what="demo folder")
+    (demo / "thesis.tex").write_text("x")
+    with pytest.raises(FileExistsError, match="thesis.tex"):
+        check_owned(demo, owned=_is_demo_dir(demo), entry_ok=_is_demo_entry, what="demo folder")

@@ -152,3 +152,23 @@ def test_normalizer_roundtrip_ignores_nan_rows():
     y = n.normalize("action", x[:2])
     np.testing.assert_allclose(n.denormalize("action", y), x[:2], rtol=1e-6)
     assert Normalizer.from_dict(n.to_dict()).to_dict() == n.to_dict()
+
+
+def test_writer_stores_attrs_and_refuses_use_after_close(tmp_path):
+    path = tmp_path / "d.h5"
+    w = EpisodeWriter(path, attrs={"env": "toy", "seed": 3})  # attrs are stored when it opens
+    w.add_episode(**_episode())
+    w.close()
+    w.close()  # a second close is a no-op
+    with pytest.raises(DataError, match="closed"):
+        w.add_episode(**_episode())
+    ds = EpisodeDataset(path)
+    assert ds.attrs == {"env": "toy", "seed": 3} and ds.num_episodes == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["d.h5"]
+
+
+def test_writer_with_no_episodes_leaves_nothing(tmp_path):
+    with pytest.raises(DataError, match="no episodes"):
+        with EpisodeWriter(tmp_path / "d.h5"):
+            pass
+    assert list(tmp_path.iterdir()) == []

@@ -307,3 +307,53 @@ def test_mpc_history_holds_the_clipped_actions():
         np.testing.assert_allclose(hist[0, -1].numpy(), executed[k - 1] / 100.0, rtol=1e-6)
     with pytest.raises(ValueError, match="needs normalize"):
         MPCController(planner, 1, 2, denormalize=lambda a: a, action_low=[0, 0], seed=0)
+
+
+def test_a_model_trained_on_other_actions_is_refused(box_world, tiny_config):
+    """The span of the training actions (recorded by the trainer) must fit the env's space."""
+    from lewm.data.normalize import Normalizer
+
+    data, _ = box_world
+    model = LeWM(tiny_config.model).eval()
+    model.normalizer = Normalizer({"action": (np.zeros(2), np.ones(2))})
+    model.metadata = {"action_range": [[-1.0, -1.0], [1.0, 1.0]]}  # a [-1, 1] env's actions
+    with pytest.raises(DataError, match=r"trained on actions in \[\[-1.0, -1.0\].*'box'"):
+        evaluate(model, "box", data, _small(budget=30, goal_offset=5))
+    model.metadata = {"action_range": [[0.5, 0.0], [8.0, 7.5]]}  # inside Box(0, 8): accepted
+    assert len(evaluate(model, "box", data, _small(budget=30, goal_offset=5)).successes) == 4
+
+
+def test_eval_folders_follow_the_settings_and_are_never_overwritten(tworoom_run, capsys):
+    run = str(tworoom_run / "run")
+    small = ["--split", "all", "--episodes", "2", "--samples", "8", "--elites", "2"]
+    small += ["--iterations", "1", "--no-progress"]
+
+    def eval_json(argv):
+        capsys.readouterr()
+        assert main(["eval", run, *small, *argv]) == 0
+        return json.loads(capsys.readouterr().out)["eval_json"]
+
+    cem = eval_json([])
+    assert "/eval_tworoom_plan_cem_" in cem
+    icem = eval_json(["--solver", "icem", "eval.solver.keep_elites=1"])
+    rnd = eval_json(["--policy", "random"])
+    assert "/eval_tworoom_random_" in rnd and len({cem, icem, rnd}) == 3
+    other = eval_json(["--seed", "7"])  # any setting changes the folder
+    assert other != cem
+    before = (tworoom_run / "run" / cem.split("/run/")[1]).read_bytes()
+    assert main(["eval", run, *small]) == 2  # the same settings again: refused
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds an evaluation" in err and "--overwrite" in err
+    folder = (tworoom_run / "run" / cem.split("/run/")[1]).parent
+    assert (folder / "eval.json").read_bytes() == before
+    (folder / "notes.txt").write_text("mine")
+    assert eval_json(["--overwrite"]) == cem
+    assert (folder / "notes.txt").read_text() == "mine"  # only what evaluation wrote is replaced
+
+
+def test_eval_on_an_env_the_model_was_not_trained_on(tworoom_run, capsys):
+    argv = ["eval", str(tworoom_run / "run"), "--env", "pusht", "--episodes", "2"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trained on 'tworoom' data, not 'pusht'" in err
+    assert "--any-env" in err

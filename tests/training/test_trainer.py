@@ -76,8 +76,10 @@ def test_resume_with_other_action_dim_is_refused(tmp_path, toy_h5, tiny_config):
             w.add_episode(
                 pixels=ep["pixels"], action=np.concatenate([ep["action"], ep["action"][:, :1]], 1)
             )
-    with pytest.raises(DataError, match="action_dim 2"):
+    with pytest.raises(DataError, match="cannot resume on another dataset.*--allow-other-data"):
         Trainer(cfg, other, tmp_path / "run", resume=True, progress=False)
+    with pytest.raises(DataError, match="action_dim 2"):  # even when the user says so
+        Trainer(cfg, other, tmp_path / "run", resume=True, progress=False, allow_other_data=True)
 
 
 def test_dataset_too_small_for_batch(tmp_path, tiny_config):

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from lewm.cli.common import check_env, given
+
 
 def _load(checkpoint: str):
     from lewm.models import load, resolve_checkpoint
@@ -16,11 +18,6 @@ def _load(checkpoint: str):
 
 def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.no_progress else None
-
-
-def _given(**options):
-    """The options the user gave (flags default to None, so the library's defaults apply)."""
-    return {k: v for k, v in options.items() if v is not None}
 
 
 def _dataset(model, data: str | None):
@@ -38,8 +35,13 @@ def _out_dir(args, ckpt: Path, name: str) -> Path:
     return (ckpt.parent if ckpt.name == "model" else ckpt) / f"{name}_{args.env}"
 
 
-def _env_from(model, env: str | None) -> str:
+def _env_from(model, env: str | None, any_env: bool = False, registered: bool = False) -> str:
     if env:
+        if registered:  # an unknown name first gets the list of environments
+            from lewm.envs import get_spec
+
+            get_spec(env)
+        check_env(model, env, any_env)
         return env
     guess = (model.metadata or {}).get("env")
     if guess:
@@ -55,8 +57,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from lewm.analysis.probe import ProbeConfig, markdown_table, run_probe, write_probe_report
 
     model, ckpt = _load(args.checkpoint)
-    args.env = _env_from(model, args.env)
-    cfg = ProbeConfig(**_given(max_frames=args.frames, features=args.features, seed=args.seed))
+    args.env = _env_from(model, args.env, args.any_env)
+    cfg = ProbeConfig(**given(max_frames=args.frames, features=args.features, seed=args.seed))
     report = run_probe(model, _dataset(model, args.data), args.env, cfg, _progress(args))
     files = write_probe_report(report, _out_dir(args, ckpt, "probe"))
     print(markdown_table(report))
@@ -68,9 +70,9 @@ def cmd_surprise(args: argparse.Namespace) -> int:
     from lewm.analysis.surprise import SurpriseConfig, run_surprise, write_surprise_report
 
     model, ckpt = _load(args.checkpoint)
-    args.env = _env_from(model, args.env)
+    args.env = _env_from(model, args.env, args.any_env, registered=True)
     cfg = SurpriseConfig(
-        **_given(
+        **given(
             trajectories=args.trajectories,
             frames=args.frames,
             perturb_frame=args.perturb_frame,
@@ -89,7 +91,7 @@ def cmd_straightness(args: argparse.Namespace) -> int:
     model, ckpt = _load(args.checkpoint)
     data = _dataset(model, args.data)
     res = dataset_straightness(
-        model, data, args.frames, **_given(seed=args.seed), progress=_progress(args)
+        model, data, args.frames, **given(seed=args.seed), progress=_progress(args)
     )
     print(json.dumps({"checkpoint": str(ckpt), **res}, indent=2))
     return 0
@@ -99,10 +101,10 @@ def cmd_viz(args: argparse.Namespace) -> int:
     from lewm.analysis.geometry import latent_map, open_loop, write_viz
 
     model, ckpt = _load(args.checkpoint)
-    args.env = _env_from(model, args.env)
+    args.env = _env_from(model, args.env, args.any_env, registered=True)
     data = _dataset(model, args.data)
-    latent = latent_map(model, args.env, **_given(n=args.grid, method=args.method))
-    rollout = open_loop(model, data, **_given(horizon=args.horizon, seed=args.seed))
+    latent = latent_map(model, args.env, **given(n=args.grid, method=args.method))
+    rollout = open_loop(model, data, **given(horizon=args.horizon, seed=args.seed))
     run_dir = ckpt.parent if ckpt.name == "model" else ckpt.parent.parent
     metrics = run_dir / "metrics.jsonl"
     files = write_viz(_out_dir(args, ckpt, "viz"), latent, rollout, metrics)
@@ -116,6 +118,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     def common(p: argparse.ArgumentParser, data: bool = True) -> None:
         p.add_argument("checkpoint", help="checkpoint folder or run directory")
         p.add_argument("--env", default=None, help="environment (default: the dataset's)")
+        p.add_argument(
+            "--any-env",
+            action="store_true",
+            help="allow an environment other than the one the model was trained on",
+        )
         if data:
             p.add_argument(
                 "--data", default=None, help="episode file (default: the training dataset)"

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from lewm.cli.common import check_env
+
 
 def cmd_collect(args: argparse.Namespace) -> int:
     from lewm.envs import get_spec
@@ -99,17 +101,19 @@ def eval_config_from_args(args: argparse.Namespace):
 def cmd_eval(args: argparse.Namespace) -> int:
     from lewm.envs import get_spec
     from lewm.models import load
-    from lewm.planning.evaluate import evaluate
+    from lewm.planning.evaluate import eval_folder_name, evaluate
 
     get_spec(args.env)  # an unknown environment fails before any work
     cfg = eval_config_from_args(args)
     # the random policy does not use the model, but its metadata (dataset, episode split) makes
     # it draw the same held-out tasks as the planner
     model = load(args.checkpoint)
+    check_env(model, args.env, args.any_env)
     data = args.data or model.metadata.get("dataset")
     if data is None:
         raise ValueError("--data is required: the checkpoint does not record its dataset")
-    out = Path(args.out) if args.out else Path(args.checkpoint) / f"eval_{args.env}_{cfg.policy}"
+    # by default a folder per setting, beside the model: comparing solvers never overwrites
+    out = Path(args.out or Path(args.checkpoint) / eval_folder_name(args.env, cfg, data))
     progress = False if args.no_progress else None
     if args.distributed:
         from lewm.planning.evaluate import evaluate_distributed
@@ -117,13 +121,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         info = init("auto")
         try:
-            res = evaluate_distributed(model, args.env, data, cfg, out, info, progress=progress)
+            res = evaluate_distributed(
+                model, args.env, data, cfg, out, info, progress=progress, overwrite=args.overwrite
+            )
         finally:
             shutdown(info)
         if not info.is_main:
             return 0
     else:
-        res = evaluate(model, args.env, data, cfg, out_dir=out, progress=progress)
+        res = evaluate(
+            model, args.env, data, cfg, out_dir=out, progress=progress, overwrite=args.overwrite
+        )
     print(
         json.dumps(
             {
@@ -202,7 +210,17 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help=alias("seed (42)"))
     p.add_argument("--gifs", type=int, help=alias("num_gifs (4)"))
     p.add_argument(
-        "--out", default=None, help="output folder (default: CHECKPOINT/eval_ENV_POLICY)"
+        "--out",
+        default=None,
+        help="output folder (default: CHECKPOINT/eval_ENV_POLICY_SOLVER_DIGEST, one per setting)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier evaluation in that folder"
+    )
+    p.add_argument(
+        "--any-env",
+        action="store_true",
+        help="allow an environment other than the one the model was trained on",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(

@@ -25,12 +25,18 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         DistributedError,
         DataError,
         CheckpointError,
-        FileExistsError,
-        FileNotFoundError,
+        OSError,  # FileExistsError, FileNotFoundError, PermissionError, a full disk, ...
         ValueError,
         KeyError,
         ImportError,
+        FloatingPointError,  # training diverged: the message says how to continue
     )
+
+
+def _one_line(e: BaseException) -> str:
+    """The message of a user error on one line."""
+    msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    return " ".join((msg or type(e).__name__).split())
 
 
 def _add_overrides(p: argparse.ArgumentParser) -> None:
@@ -54,7 +60,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     if args.distributed and os.environ.get("RANK", "0") != "0":
         logging.getLogger("lewm").setLevel(logging.WARNING)  # rank 0 speaks for the job
-    cfg = apply_overrides(preset(args.preset), args.overrides)
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues a run and --overwrite replaces it: give one")
+    if args.resume and args.preset is None:
+        # the run's own config, with the overrides the user gave (only safe ones are accepted)
+        from lewm.config import Config
+        from lewm.training.rundir import read_run
+
+        base = Config.from_dict(read_run(args.out)["config"])
+    else:
+        base = preset(args.preset or "cpu")
+    cfg = apply_overrides(base, args.overrides)
     res = train(
         cfg,
         args.data,
@@ -63,6 +79,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=None if not args.no_progress else False,
         distributed=args.distributed,
+        allow_other_data=args.allow_other_data,
     )
     if res.rank != 0:
         return 0
@@ -139,12 +156,27 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run directory (metrics, checkpoints, model/)")
     t.add_argument(
         "--preset",
-        default="cpu",
+        default=None,
         choices=list(PRESETS),
-        help="configuration preset (default: cpu; `lewm presets` lists them)",
+        help="configuration preset (default: cpu, or the run's own config with --resume; "
+        "`lewm presets` lists them)",
     )
-    t.add_argument("--resume", action="store_true", help="continue the run in --out")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out; overrides may change only the schedule, learning rate, "
+        "logging and evaluation settings (recorded in run.json)",
+    )
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing run directory (only one lewm wrote, never one holding --data)",
+    )
+    t.add_argument(
+        "--allow-other-data",
+        action="store_true",
+        help="with --resume: continue on a dataset other than the run's",
+    )
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument(
         "--distributed",
@@ -193,11 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except _user_errors() as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"lewm {args.command}: error: {msg}", file=sys.stderr)
+        print(f"lewm {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"lewm {args.command}: {_one_line(e) if str(e) else 'interrupted'}", file=sys.stderr)
         return 130
 
 

@@ -10,8 +10,10 @@ Columns: ``pixels`` uint8 (N, H, W, 3) and ``action`` float32 (N, A) are require
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,12 +21,24 @@ from typing import Any
 import h5py
 import numpy as np
 
-from lewm.utils.io import refuse_existing
+from lewm.utils.io import (
+    check_writable,
+    ensure_output_file,
+    error_code,
+    fsync_dir,
+    fsync_file,
+    os_error,
+    refuse_existing,
+    write_error,
+)
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("pixels", "action")
 INDEX_COLUMNS = ("ep_len", "ep_offset")
+# free space kept beyond an episode's uncompressed size: HDF5 metadata, the chunk cache flushed
+# at close, the index -- and room for whatever else writes to the same disk
+DISK_MARGIN = 32 * 2**20
 
 
 class DataError(ValueError):
@@ -38,7 +52,11 @@ class EpisodeWriter:
     ...     w.add_episode(pixels=frames, action=actions, state=states)
 
     An existing ``path`` is never touched unless ``overwrite=True``; if writing fails the
-    temporary file is removed and any previous file stays as it was.
+    temporary file is removed and any previous file stays as it was. The output folder is
+    checked for writing at construction, and the free space before every episode (its
+    uncompressed size plus :data:`DISK_MARGIN`): a full disk stops the writer with one
+    ``OSError`` (errno ENOSPC) instead of an HDF5 error half-way through a write. The finished
+    file is synced to disk before the rename, and its folder after.
     """
 
     def __init__(
@@ -53,18 +71,60 @@ class EpisodeWriter:
         # LZF (built into h5py, no plugin) on pixels: ~12x smaller Two-Room files for ~2x the
         # write time; None stores them raw
         self.compression = compression
-        refuse_existing(self.path, overwrite, "dataset")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        os.close(fd)
-        self._tmp = Path(tmp)
-        self._file = h5py.File(self._tmp, "w")
-        self._attrs = dict(attrs or {})
+        self._file: h5py.File | None = None
         self._lengths: list[int] = []
         self._rows = 0
         self._schema: dict[str, tuple[tuple[int, ...], np.dtype]] | None = None
+        # open handles, kept for the writer's life: releasing a dataset flushes its chunk cache,
+        # and a failure there (ENOSPC) is only printed by h5py, leaving HDF5 in a state that
+        # can crash the process on the next call
+        self._datasets: dict[str, h5py.Dataset] = {}
+        refuse_existing(self.path, overwrite, "dataset")
+        ensure_output_file(self.path)  # a folder in the way, or a file where the folder goes
+        check_writable(self.path.parent)  # read-only, no permission, no space: before any work
+        try:
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+            )
+        except OSError as e:
+            raise self._write_error(e, removed=False) from e
+        os.close(fd)
+        self._tmp = Path(tmp)
+        try:
+            self._file = h5py.File(self._tmp, "w")
+        except OSError as e:
+            self._tmp.unlink(missing_ok=True)
+            raise self._write_error(e) from e
+        try:  # now: a value HDF5 cannot store fails before any episode is simulated
+            for k, v in (attrs or {}).items():
+                self._file.attrs[k] = v
+        except BaseException:
+            self.abort()
+            raise
+
+    def _write_error(self, e: BaseException, removed: bool = True) -> OSError:
+        """One clear error for a failed write (the temporary file already removed)."""
+        if "no space left" in str(e).lower() and error_code(e) is None:
+            e = OSError(errno.ENOSPC, "no space left on device")
+        note = f" (after {len(self._lengths)} episode(s))"
+        return write_error(
+            f"cannot write {self.path}", e, note + ("; the partial file was removed" * removed)
+        )
+
+    def _check_space(self, nbytes: int) -> None:
+        """Stop before a write that the disk cannot hold (HDF5 fails badly on ENOSPC)."""
+        folder = self.path.parent
+        free = shutil.disk_usage(folder).free
+        need = nbytes + DISK_MARGIN
+        if free < need:
+            self.abort()
+            raise os_error(
+                f"disk full: {free / 1e6:.0f} MB free in {folder}, the episode needs "
+                f"~{nbytes / 1e6:.0f} MB plus a {DISK_MARGIN / 1e6:.0f} MB margin (after "
+                f"{len(self._lengths)} episode(s)); the partial file was removed - free some "
+                f"space or choose another --out for {self.path.name}",
+                errno.ENOSPC,
+            )
 
     # -- context manager -------------------------------------------------------------------
     def __enter__(self) -> EpisodeWriter:
@@ -78,6 +138,8 @@ class EpisodeWriter:
 
     def add_episode(self, **columns: np.ndarray) -> None:
         """Append one episode; every column has the same length L along axis 0."""
+        if self._file is None:
+            raise DataError(f"the writer of {self.path} is closed (or was aborted by an error)")
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
             raise DataError(f"episode is missing required column(s) {missing}")
@@ -96,7 +158,11 @@ class EpisodeWriter:
             raise DataError(f"action must be (L, action_dim), got shape {act.shape}")
         arrays["action"] = act.astype(np.float32)
         if self._schema is None:
-            self._create(arrays)
+            try:
+                self._create(arrays)
+            except (OSError, RuntimeError) as e:
+                self.abort()
+                raise self._write_error(e) from e
         assert self._schema is not None
         if set(arrays) != set(self._schema):
             raise DataError(
@@ -104,12 +170,21 @@ class EpisodeWriter:
                 f"{sorted(self._schema)}"
             )
         for name, a in arrays.items():
-            shape, dtype = self._schema[name]
+            shape, _ = self._schema[name]
             if a.shape[1:] != shape:
                 raise DataError(f"column {name!r}: per-step shape {a.shape[1:]} != {shape}")
-            ds = self._file[name]
-            ds.resize(self._rows + L, axis=0)
-            ds[self._rows : self._rows + L] = a.astype(dtype, copy=False)
+        self._check_space(sum(a.size * self._schema[k][1].itemsize for k, a in arrays.items()))
+        try:
+            for name, a in arrays.items():
+                ds = self._datasets[name]
+                ds.resize(self._rows + L, axis=0)
+                ds[self._rows : self._rows + L] = a.astype(self._schema[name][1], copy=False)
+            # write the chunk cache out now, where a failure raises here; left to the dataset's
+            # release, h5py could only print the error and HDF5 would go on in a broken state
+            self._file.flush()
+        except (OSError, RuntimeError) as e:  # h5py's errors for a failed write (ENOSPC, EIO)
+            self.abort()
+            raise self._write_error(e) from e
         self._rows += L
         self._lengths.append(L)
 
@@ -130,7 +205,7 @@ class EpisodeWriter:
                 if name == "pixels"
                 else (max(1, min(4096, 2**20 // max(1, a[0].nbytes))), *shape)
             )
-            self._file.create_dataset(
+            self._datasets[name] = self._file.create_dataset(
                 name,
                 shape=(0, *shape),
                 maxshape=(None, *shape),
@@ -145,29 +220,67 @@ class EpisodeWriter:
         return len(self._lengths)
 
     def close(self) -> None:
-        """Write the episode index and move the file into place."""
+        """Write the episode index, sync the file and move it into place."""
         if self._file is None:
             return
         if not self._lengths:
             self.abort()
             raise DataError("no episodes were written")
         lengths = np.asarray(self._lengths, dtype=np.int64)
-        self._file.create_dataset("ep_len", data=lengths)
-        self._file.create_dataset("ep_offset", data=np.concatenate([[0], np.cumsum(lengths)[:-1]]))
-        for k, v in self._attrs.items():
-            self._file.attrs[k] = v
-        self._file.close()
-        self._file = None
-        os.chmod(self._tmp, 0o644)  # mkstemp creates 0600; a dataset is meant to be shared
-        os.replace(self._tmp, self.path)
+        try:
+            offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+            for name, data in (("ep_len", lengths), ("ep_offset", offsets)):
+                self._datasets[name] = self._file.create_dataset(name, data=data)
+            self._file.flush()  # a failure raises here, not while the handles are released
+            self._datasets.clear()
+            self._file.close()
+            self._file = None
+            fsync_file(self._tmp)
+            os.chmod(self._tmp, 0o644)  # mkstemp creates 0600; a dataset is meant to be shared
+            os.replace(self._tmp, self.path)
+        except (OSError, RuntimeError) as e:
+            self.abort()
+            raise self._write_error(e) from e
+        except BaseException:
+            self.abort()
+            raise
+        fsync_dir(self.path.parent)
         log.info("wrote %d episodes (%d steps) to %s", len(lengths), self._rows, self.path)
 
     def abort(self) -> None:
-        """Discard everything written so far."""
+        """Discard everything written so far (safe to call more than once)."""
         if self._file is not None:
-            self._file.close()
-            self._file = None
-        self._tmp.unlink(missing_ok=True)
+            f, self._file = self._file, None
+            _discard_pending_writes(f)
+            self._datasets.clear()
+            try:
+                f.close()
+            except Exception:  # nothing to save: the file is deleted below
+                log.debug("closing the partial file %s failed", self._tmp, exc_info=True)
+        if hasattr(self, "_tmp"):
+            self._tmp.unlink(missing_ok=True)
+
+
+def _discard_pending_writes(f: h5py.File) -> None:
+    """Point an HDF5 file's descriptor at the null device, so that whatever HDF5 still writes
+    while it is closed (its chunk and metadata caches) succeeds and vanishes.
+
+    After a write failed on a full disk, closing the file with unwritable data still cached
+    crashes the process inside HDF5 (a segfault, seen with h5py 3.16 on a full tmpfs); the file
+    is being discarded anyway. Skipped where there is no descriptor to redirect (other drivers,
+    no ``/dev/null``).
+    """
+    try:
+        fd = f.id.get_vfd_handle()
+        null = os.open(os.devnull, os.O_RDWR)
+    except Exception:  # a driver without a POSIX descriptor, or no null device
+        return
+    try:
+        os.dup2(null, fd)
+    except OSError:
+        pass
+    finally:
+        os.close(null)
 
 
 class EpisodeDataset:

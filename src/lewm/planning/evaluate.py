@@ -13,6 +13,8 @@ last are recorded apart.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
@@ -30,7 +32,7 @@ from lewm.planning.mpc import MPCController, Planner
 from lewm.planning.objective import GoalCost
 from lewm.planning.solvers import make_solver
 from lewm.utils.config import to_dict
-from lewm.utils.distributed import DistInfo, gather_objects
+from lewm.utils.distributed import DistInfo, broadcast_object, gather_objects
 from lewm.utils.io import write_json
 from lewm.utils.progress import progress_bar
 
@@ -122,6 +124,36 @@ def action_bounds(space: Any, env_name: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(low, np.float64).reshape(-1), np.asarray(high, np.float64).reshape(-1)
 
 
+EVAL_FILE = "eval.json"
+
+
+def eval_folder_name(env_name: str, cfg: EvalConfig, data: str | os.PathLike) -> str:
+    """A folder name that reflects the evaluation: env, policy, solver and a digest of every
+    setting and the task file, so runs with other settings never share a folder."""
+    settings = {"env": env_name, "data": str(Path(data).resolve()), **to_dict(cfg)}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    what = "random" if cfg.policy == "random" else f"{cfg.policy}_{cfg.solver.kind}"
+    return f"eval_{env_name}_{what}_{digest}"
+
+
+def prepare_eval_dir(out_dir: str | os.PathLike, overwrite: bool) -> Path:
+    """An output folder for one evaluation: never one holding an earlier evaluation unless
+    ``overwrite`` (which then removes only the eval.json and GIFs evaluation writes)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file, not a folder; choose another --out")
+    earlier = [out / EVAL_FILE, *out.glob("episode_*.gif")] if out.is_dir() else []
+    earlier = [p for p in earlier if p.exists()]
+    if earlier and not overwrite:
+        raise FileExistsError(
+            f"{out} already holds an evaluation ({earlier[0].name}); pass --overwrite to replace "
+            "it or choose another --out"
+        )
+    for p in earlier:
+        p.unlink()
+    return out
+
+
 def evaluate(
     model: Any | None,
     env_name: str,
@@ -131,6 +163,7 @@ def evaluate(
     device: str | torch.device = "cpu",
     progress: bool | None = None,
     shard: tuple[int, int] | None = None,
+    overwrite: bool = False,
 ) -> EvalResult:
     """Run the protocol; write ``eval.json`` and GIFs into ``out_dir`` if given.
 
@@ -140,9 +173,13 @@ def evaluate(
     writes ``eval.json``. The random policy draws from one generator per task, so its result
     does not depend on sharding; planning batches the episodes of a shard together, so sharded
     and unsharded planning runs are statistically, not bitwise, equivalent. ``progress``: a bar
-    over the step budget (None: when stderr is a terminal).
+    over the step budget (None: when stderr is a terminal). An ``out_dir`` that already holds an
+    evaluation is refused unless ``overwrite`` (checked before any work; shards leave the check
+    to their caller, see :func:`evaluate_distributed`).
     """
     t0 = time.perf_counter()
+    if out_dir is not None and shard is None:
+        prepare_eval_dir(out_dir, overwrite)
     data_path = Path(data)
     dataset = EpisodeDataset(data_path, in_memory=False)
     if not dataset.has("state"):
@@ -170,6 +207,16 @@ def evaluate(
             f"the checkpoint was trained with action_dim {model.action_dim}, environment "
             f"{env_name!r} has {action_dim}: evaluate with the environment the model was trained on"
         )
+    span = metadata.get("action_range") if model is not None else None
+    if span is not None:  # the model's training actions must be actions of this environment
+        lo, hi = np.asarray(span[0], np.float64), np.asarray(span[1], np.float64)
+        tol = 1e-3 * np.maximum(high - low, 1.0)
+        if ((lo < low - tol) | (hi > high + tol)).any():
+            raise DataError(
+                f"the model was trained on actions in [{lo.round(3).tolist()}, "
+                f"{hi.round(3).tolist()}], outside {env_name!r}'s action space [{low.tolist()}, "
+                f"{high.tolist()}]: it was trained for another environment"
+            )
     if dataset.action_dim != action_dim:
         raise DataError(
             f"dataset {data_path} has action_dim {dataset.action_dim}, environment {env_name!r} "
@@ -257,7 +304,7 @@ def evaluate(
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         if shard is None:
-            write_json(out / "eval.json", result.to_dict())
+            write_json(out / EVAL_FILE, result.to_dict())
         for i, g in enumerate(index):
             if g < cfg.num_gifs:
                 write_gif(out / f"episode_{g:02d}.gif", frames[i], goal_px[i], bool(success[i]))
@@ -321,10 +368,20 @@ def evaluate_distributed(
     out_dir: str | os.PathLike | None,
     info: DistInfo,
     progress: bool | None = None,
+    overwrite: bool = False,
 ) -> EvalResult:
     """One torchrun worker's part of :func:`evaluate`: evaluate this rank's shard of the tasks,
     gather every shard, and (rank 0) write the merged ``eval.json``. Returns the merged result on
     every rank."""
+    error = None
+    if info.is_main and out_dir is not None:
+        try:
+            prepare_eval_dir(out_dir, overwrite)
+        except FileExistsError as e:
+            error = str(e)
+    error = broadcast_object(error, info)  # every rank stops before any work
+    if error is not None:
+        raise FileExistsError(error)
     if model is not None:
         model = model.to(info.device)
     local = evaluate(
@@ -339,7 +396,7 @@ def evaluate_distributed(
     )
     merged = merge_results(gather_objects(local, info))
     if info.is_main and out_dir is not None:
-        write_json(Path(out_dir) / "eval.json", merged.to_dict())
+        write_json(Path(out_dir) / EVAL_FILE, merged.to_dict())
     return merged
 
 

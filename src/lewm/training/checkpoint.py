@@ -21,8 +21,9 @@ from typing import Any
 
 import torch
 
+from lewm.data.normalize import Normalizer
 from lewm.losses import TrainingObjective
-from lewm.models.checkpoint import WEIGHTS_FILE, load_weights
+from lewm.models.checkpoint import NORMALIZER_FILE, WEIGHTS_FILE, CheckpointError, load_weights
 from lewm.utils import distributed as dist_utils
 from lewm.utils.distributed import DistInfo
 
@@ -96,25 +97,73 @@ def load(
     device: torch.device,
     seed: int,
 ) -> tuple[int, Path]:
-    """Restore the newest complete checkpoint of ``run_dir`` into the given parts; returns its
-    step and folder."""
+    """Restore the newest *intact* checkpoint of ``run_dir`` into the given parts; returns its
+    step and folder. A checkpoint whose weights or training state cannot be read (or holds
+    non-finite weights) is skipped with a warning for the next older one."""
     ckpts = complete_checkpoints(run_dir)
     if not ckpts:
         raise FileNotFoundError(f"cannot resume: no complete checkpoint in {run_dir}/checkpoints")
-    ckpt = ckpts[-1]
-    load_weights(model, ckpt, map_location=device)
-    state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["torch_rng"])
-    if state["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    # "sigreg_rng": the key written before objectives were pluggable
-    objective.set_rng_state(state.get("objective_rng", state.get("sigreg_rng")))
-    step = int(state["step"])
-    if dist.enabled:
-        _load_rank_rng(state.get("rank_rng"), dist, device, seed, step)
-    return step, ckpt
+    skipped: list[str] = []
+    for ckpt in reversed(ckpts):
+        try:
+            state = _read_state(ckpt)
+            load_weights(model, ckpt, map_location=device)
+            bad = next((n for n, p in model.state_dict().items() if not _finite(p)), None)
+            if bad is not None:
+                raise CheckpointError(f"non-finite values in {bad}")
+        except (CheckpointError, OSError, RuntimeError, EOFError, KeyError, ValueError) as e:
+            skipped.append(f"{ckpt.name} ({e})")
+            log.warning("checkpoint %s is unusable (%s); trying an older one", ckpt, e)
+            continue
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        # "sigreg_rng": the key written before objectives were pluggable
+        objective.set_rng_state(state.get("objective_rng", state.get("sigreg_rng")))
+        step = int(state["step"])
+        if dist.enabled:
+            _load_rank_rng(state.get("rank_rng"), dist, device, seed, step)
+        if skipped and dist.is_main:
+            log.warning(
+                "resuming from %s (step %d): newer checkpoint(s) were unusable: %s",
+                ckpt.name,
+                step,
+                "; ".join(skipped),
+            )
+        return step, ckpt
+    raise CheckpointError(
+        f"cannot resume {run_dir}: no intact checkpoint ({'; '.join(skipped)}); start a new run "
+        "with --overwrite"
+    )
+
+
+def _read_state(ckpt: Path) -> dict[str, Any]:
+    """The training state of a checkpoint, read without unpickling code, with its keys checked."""
+    try:
+        state = torch.load(ckpt / STATE_FILE, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types on a truncated or corrupt file
+        raise CheckpointError(f"cannot read {ckpt / STATE_FILE}: {e}") from e
+    need = ("step", "optimizer", "scheduler", "torch_rng", "cuda_rng")
+    if not isinstance(state, dict) or any(k not in state for k in need):
+        raise CheckpointError(f"{ckpt / STATE_FILE} lacks the training state ({', '.join(need)})")
+    return state
+
+
+def _finite(t: torch.Tensor) -> bool:
+    return not t.is_floating_point() or bool(torch.isfinite(t).all())
+
+
+def read_normalizer(ckpt: Path) -> Normalizer | None:
+    """The normaliser saved with a checkpoint (None if it has none)."""
+    path = Path(ckpt) / NORMALIZER_FILE
+    if not path.exists():
+        return None
+    try:
+        return Normalizer.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"cannot read {path}: {e}") from e
 
 
 def _load_rank_rng(
@@ -151,6 +200,7 @@ __all__ = [
     "checkpoint_dir",
     "complete_checkpoints",
     "load",
+    "read_normalizer",
     "save",
     "truncate_metrics",
 ]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lewm.utils.config import check
+import torch
+
+from lewm.utils.config import ConfigError, check
 
 
 @dataclass
@@ -66,6 +68,13 @@ class TrainConfig:
             f"train.keep_checkpoints must be >= 1, got {self.keep_checkpoints}",
         )
         check(self.log_every >= 1, f"train.log_every must be >= 1, got {self.log_every}")
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except (RuntimeError, ValueError, TypeError):
+                raise ConfigError(
+                    f"train.device must be auto, cpu, cuda or cuda:N, got {self.device!r}"
+                ) from None
         check(
             isinstance(self.sync_batchnorm, bool),
             f"train.sync_batchnorm must be true or false, got {self.sync_batchnorm!r}",

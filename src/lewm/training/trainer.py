@@ -16,7 +16,8 @@ import json
 import logging
 import math
 import os
-import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from lewm.data.hdf5 import DataError, EpisodeDataset
 from lewm.data.normalize import Normalizer
 from lewm.losses import latent_std, straightness
 from lewm.models import build_model, build_objective
-from lewm.training import checkpoint
+from lewm.training import checkpoint, rundir
 from lewm.training.batchnorm import convert_batchnorm
 from lewm.training.config import TrainConfig
 from lewm.utils import distributed as dist_utils
@@ -41,7 +42,7 @@ from lewm.utils.progress import progress_bar, progress_enabled
 
 log = logging.getLogger(__name__)
 
-RUN_CONFIG = "run.json"
+RUN_CONFIG = rundir.RUN_FILE  # kept for callers of the old name
 
 
 class RunConfig(Protocol):
@@ -120,22 +121,31 @@ class Trainer:
         progress: bool | None = None,
         metadata: dict[str, Any] | None = None,
         distributed: bool = False,
+        allow_other_data: bool = False,
     ) -> None:
+        """``config`` is the run's config; with ``resume`` it is what the caller asks for, and
+        it may differ from the recorded one only in keys that are safe to change mid-run
+        (:data:`lewm.training.rundir.SAFE_ON_RESUME`): those are applied and recorded in
+        run.json, any other difference is refused by name. A resumed run on another dataset is
+        refused unless ``allow_other_data``."""
         self.run_dir = Path(run_dir)
+        self.lock: rundir.RunLock | None = None
+        self.resume_changes: dict[str, list[Any]] = {}
+        self._run_record: dict[str, Any] = {}
         if resume:
-            if not (self.run_dir / RUN_CONFIG).exists():
-                raise FileNotFoundError(
-                    f"cannot resume: {self.run_dir} has no {RUN_CONFIG} (start a new run without "
-                    "--resume)"
-                )
-            saved = json.loads((self.run_dir / RUN_CONFIG).read_text())
-            config = type(config).from_dict(saved["config"])
+            self._run_record = rundir.read_run(self.run_dir)
+            saved = type(config).from_dict(self._run_record["config"])
+            requested = config.to_dict()
+            # derived from the data, not chosen: a preset's default must not count as a change
+            requested["model"]["action_dim"] = saved.model.action_dim
+            self.resume_changes = rundir.resume_changes(saved.to_dict(), requested)
+            config = type(config).from_dict(requested)
         # torchrun workers join the process group; a single process keeps DistInfo() (rank 0 of 1)
         self.dist = dist_utils.init(config.train.device) if distributed else DistInfo()
         try:
-            self._setup(config, data, resume, overwrite, progress, metadata)
+            self._setup(config, data, resume, overwrite, progress, metadata, allow_other_data)
         except BaseException:
-            dist_utils.shutdown(self.dist)
+            self.close()
             raise
 
     def _setup(
@@ -146,6 +156,7 @@ class Trainer:
         overwrite: bool,
         progress: bool | None,
         metadata: dict[str, Any] | None,
+        allow_other_data: bool,
     ) -> None:
         W = self.dist.world_size
         if config.train.batch_size % W:
@@ -154,12 +165,6 @@ class Trainer:
                 f"of processes ({W}): each process takes an equal share of every step's batch"
             )
         self.local_batch_size = config.train.batch_size // W
-        if not resume:
-            # rank 0 alone inspects/clears the run directory; every rank raises the same error
-            error = self._clear_run_dir(overwrite) if self.dist.is_main else None
-            error = dist_utils.broadcast_object(error, self.dist)
-            if error is not None:
-                raise FileExistsError(error)
         self.config = config
         tc = config.train
         self.device = self.dist.device if self.dist.backend else resolve_device(tc.device)
@@ -171,6 +176,16 @@ class Trainer:
         # data --------------------------------------------------------------------------------
         self.data_path = Path(data)
         self.dataset = EpisodeDataset(self.data_path)
+        self.fingerprint = rundir.data_fingerprint(self.dataset)
+        if resume:
+            other = rundir.check_same_data(self._run_record, self.data_path, self.fingerprint)
+            if other and not allow_other_data:
+                raise DataError(
+                    f"cannot resume on another dataset: {other}; pass --allow-other-data to "
+                    "continue on it anyway (the run keeps its own action normaliser)"
+                )
+            if other:
+                log.warning("resuming on another dataset: %s", other)
         mc = config.model
         if mc.action_dim != self.dataset.action_dim:
             if resume:
@@ -183,6 +198,7 @@ class Trainer:
             self.dataset.num_episodes, tc.val_fraction, tc.seed
         )
         fit_cols = {"action": self.dataset.rows("action", self._rows_of(self.train_eps))}
+        finite = fit_cols["action"][np.isfinite(fit_cols["action"]).all(axis=1)]  # (N, A)
         if self.dataset.has("proprio"):
             fit_cols["proprio"] = self.dataset.rows("proprio", self._rows_of(self.train_eps))
         self.normalizer = Normalizer.fit(fit_cols)
@@ -215,6 +231,10 @@ class Trainer:
             },
             "image_shape": list(self.dataset.image_shape),
             "env": self.dataset.attrs.get("env"),
+            # the span of the training actions: evaluation checks it fits the env's action space
+            "action_range": [finite.min(0).tolist(), finite.max(0).tolist()]
+            if len(finite)
+            else None,
             **(metadata or {}),
         }
         self.optimizer = torch.optim.AdamW(
@@ -224,21 +244,28 @@ class Trainer:
             self.optimizer, lr_lambda(tc.steps, tc.warmup_frac)
         )
         self.step = 0
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        # everything above only read; from here the run directory is written. Rank 0 alone
+        # inspects, clears and locks it; every rank raises the same error
+        error = self._claim_run_dir(resume, overwrite, Path(data)) if self.dist.is_main else None
+        error = dist_utils.broadcast_object(error, self.dist)
+        if error is not None:
+            raise FileExistsError(error)
         if resume:
             self._resume()
         elif self.dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
             write_json(
-                self.run_dir / RUN_CONFIG,
+                self.run_dir / rundir.RUN_FILE,
                 {
+                    "format": rundir.RUN_FORMAT,
                     "config": config.to_dict(),
                     "data": str(self.data_path),
+                    "data_fingerprint": self.fingerprint,
                     "train_episodes": len(self.train_eps),
                     "val_episodes": len(self.val_eps),
                     "train_clips": len(self.train_clips),
                 },
             )
-        self.metrics_path = self.run_dir / "metrics.jsonl"
         self.net: torch.nn.Module = self.model  # what training steps call (DDP when distributed)
         if self.dist.enabled:
             # the same objective random stream (SIGReg directions) on every rank
@@ -255,19 +282,25 @@ class Trainer:
                     self.local_batch_size,
                 )
 
-    def _clear_run_dir(self, overwrite: bool) -> str | None:
-        """Empty the run directory for a new run; the error message if it may not be."""
-        if self.run_dir.exists() and any(self.run_dir.iterdir()):
-            if not overwrite:
-                return (
-                    f"run directory {self.run_dir} already exists and is not empty; pass --resume "
-                    "to continue it, --overwrite to replace it, or choose another --out"
-                )
-            shutil.rmtree(self.run_dir)
+    def _claim_run_dir(self, resume: bool, overwrite: bool, data: Path) -> str | None:
+        """Lock the run directory (a new run: empty or a lewm run that may be overwritten);
+        the error message if it may not be used."""
+        try:
+            if resume:
+                self.lock = rundir.RunLock(self.run_dir)
+                self.lock.acquire()
+                rundir.clean_stale_temps(self.run_dir)
+            else:
+                self.lock = rundir.start_new_run(self.run_dir, overwrite, data)
+        except FileExistsError as e:
+            return str(e)
         return None
 
     def close(self) -> None:
-        """Leave the process group if this trainer created it (no-op on a single process)."""
+        """Release the run directory and leave the process group if this trainer created it."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
         dist_utils.shutdown(self.dist)
 
     def _rows_of(self, episodes: np.ndarray) -> np.ndarray:
@@ -321,9 +354,7 @@ class Trainer:
             terms = dict(zip(terms, values / self.dist.world_size, strict=True))
         out = {k: float(v.detach()) for k, v in terms.items()}
         if not math.isfinite(out["loss"]):
-            raise FloatingPointError(
-                f"loss became {out['loss']} at step {self.step}; lower train.lr or check the data"
-            )
+            raise FloatingPointError(self._divergence_message(out["loss"]))
         out["grad_norm"], out["lr"] = float(grad_norm), lr
         return out
 
@@ -356,6 +387,36 @@ class Trainer:
         self.objective.set_rng_state(saved)
         return {k: v / len(chunks) for k, v in sums.items()}
 
+    def _divergence_message(self, loss: float) -> str:
+        tc = self.config.train
+        ckpts = checkpoint.complete_checkpoints(self.run_dir)
+        again = f"`{self.resume_command(' train.lr=LOWER')}`"
+        where = (
+            f"the last checkpoint is step {int(ckpts[-1].name.split('_')[-1])}: {again} "
+            "continues from it"
+            if ckpts
+            else f"no checkpoint was written yet: {again} starts this run again from step 0"
+        )
+        return (
+            f"the loss became {loss} at step {self.step} (train.lr={tc.lr:g}): lower the "
+            f"learning rate or check the data; {where}"
+        )
+
+    def _interrupted(self, signal_name: str) -> TrainingInterrupted:
+        """Write a checkpoint of the step just finished (single process) and say how to resume."""
+        saved = checkpoint.checkpoint_dir(self.run_dir, self.step)
+        if not self.dist.enabled and self.step > 0 and not saved.exists():
+            self.save_checkpoint()
+        if saved.exists():
+            where = f"checkpoint {saved}"
+        else:
+            ckpts = checkpoint.complete_checkpoints(self.run_dir)
+            where = f"the last checkpoint ({ckpts[-1].name})" if ckpts else "no checkpoint yet"
+        return TrainingInterrupted(
+            f"{signal_name}: training stopped at step {self.step}, {where}; resume with "
+            f"`{self.resume_command()}`"
+        )
+
     # -- checkpoints (lewm.training.checkpoint) -------------------------------------------------
     def save_checkpoint(self) -> Path:
         """Write a checkpoint (rank 0); under DDP every rank must call it (RNG states are
@@ -373,19 +434,53 @@ class Trainer:
         )
 
     def _resume(self) -> None:
-        self.step, ckpt = checkpoint.load(
-            self.run_dir,
-            self.model,
-            self.optimizer,
-            self.scheduler,
-            self.objective,
-            self.dist,
-            self.device,
-            self.config.train.seed,
-        )
+        """Restore the newest intact checkpoint (or start over at step 0 when there is none),
+        apply the safe config changes, and record the resume in run.json."""
+        tc = self.config.train
+        if not checkpoint.complete_checkpoints(self.run_dir):
+            if self.dist.is_main:
+                log.warning(
+                    "%s has no checkpoint yet: the run starts again from step 0 with its config",
+                    self.run_dir,
+                )
+        else:
+            self.step, ckpt = checkpoint.load(
+                self.run_dir,
+                self.model,
+                self.optimizer,
+                self.scheduler,
+                self.objective,
+                self.dist,
+                self.device,
+                tc.seed,
+            )
+            saved_norm = checkpoint.read_normalizer(ckpt)
+            if saved_norm is not None:  # the run keeps the statistics its weights were trained on
+                self.normalizer = self.model.normalizer = saved_norm
+                for clips in (self.train_clips, self.val_clips):
+                    if clips is not None:
+                        clips.normalizer = saved_norm
+            if "train.lr" in self.resume_changes:  # a new peak rate, same schedule shape
+                for group in self.optimizer.param_groups:
+                    group["initial_lr"] = tc.lr
+                self.scheduler.base_lrs = [tc.lr] * len(self.optimizer.param_groups)
+                factor = lr_lambda(tc.steps, tc.warmup_frac)(self.step)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = tc.lr * factor
+            if self.dist.is_main:
+                log.info("resumed %s at step %d", ckpt, self.step)
         if self.dist.is_main:
-            checkpoint.truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
-            log.info("resumed %s at step %d", ckpt, self.step)
+            checkpoint.truncate_metrics(self.metrics_path, self.step)
+            record = dict(self._run_record)
+            record["config"] = self.config.to_dict()
+            record.setdefault("format", rundir.RUN_FORMAT)
+            record.setdefault("data_fingerprint", self.fingerprint)
+            resume = {"step": self.step, "data": str(self.data_path)}
+            if self.resume_changes:
+                resume["changed"] = self.resume_changes
+                log.info("resume applies %s", self.resume_changes)
+            record["resumes"] = [*record.get("resumes", []), resume]
+            write_json(self.run_dir / rundir.RUN_FILE, record)
 
     # -- loop ------------------------------------------------------------------------------------
     def _log(self, record: dict[str, Any]) -> None:
@@ -395,7 +490,19 @@ class Trainer:
             f.write(json.dumps(record) + "\n")
 
     def fit(self, stop_after: int | None = None) -> TrainResult:
-        """Train to ``train.steps`` (or stop early after ``stop_after`` steps of this call)."""
+        """Train to ``train.steps`` (or stop early after ``stop_after`` steps of this call).
+
+        Ctrl-C or SIGTERM (single process) stops after the current step, writes a checkpoint and
+        raises :class:`TrainingInterrupted`, whose message says how to resume; a second signal
+        stops at once.
+        """
+        with _StopRequest(enabled=not self.dist.enabled) as stop:
+            return self._fit(stop_after, stop)
+
+    def resume_command(self, extra: str = "") -> str:
+        return f"lewm train --data {self.data_path} --out {self.run_dir} --resume{extra}"
+
+    def _fit(self, stop_after: int | None, stop: _StopRequest) -> TrainResult:
         tc = self.config.train
         end = tc.steps if stop_after is None else min(tc.steps, self.step + stop_after)
         t_start = time.perf_counter()
@@ -428,6 +535,9 @@ class Trainer:
             if self.step == tc.steps or (tc.ckpt_every and self.step % tc.ckpt_every == 0):
                 self.save_checkpoint()
                 window_t = time.perf_counter()
+            if stop.signal is not None:
+                bar.close()
+                raise self._interrupted(stop.signal)
         bar.close()
         final = dict(last)
         if self.step == tc.steps:
@@ -451,6 +561,37 @@ class Trainer:
             time.perf_counter() - t_start,
             rank=self.dist.rank,
         )
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on Ctrl-C / SIGTERM after writing a checkpoint; the message says how to
+    resume."""
+
+
+class _StopRequest:
+    """While active (single process, main thread): the first SIGINT/SIGTERM is remembered
+    (``signal`` = its name) so the loop stops after a whole step; a second one stops at once."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.signal: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt(f"{self.signal} twice: stopped without a checkpoint")
+        self.signal = signal.Signals(signum).name
+
+    def __enter__(self) -> _StopRequest:
+        if self.enabled:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
 
 
 def train(

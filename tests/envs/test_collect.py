@@ -93,7 +93,7 @@ def test_cli_noise_option_reaches_the_collector(tmp_path, capsys):
     assert EpisodeDataset(out).attrs["noise_std"] == 0.0
     capsys.readouterr()
     assert main([*args[:-2], str(tmp_path / "bad.h5"), "--noise", "-1"]) == 2
-    assert "noise_std must be >= 0" in capsys.readouterr().err
+    assert "argument --noise: must be a finite number in [0" in capsys.readouterr().err
     assert not (tmp_path / "bad.h5").exists()
 
 
@@ -119,7 +119,7 @@ def test_cli_explore_option_reaches_the_pusher_and_is_checked(tmp_path, capsys):
     assert EpisodeDataset(out).attrs["explore"] == 0.3
     capsys.readouterr()
     assert main([*args[:-3], "--out", str(tmp_path / "bad.h5"), "--explore", "1.5"]) == 2
-    assert "explore must be in [0, 1)" in capsys.readouterr().err
+    assert "argument --explore: must be a finite number in [0, 1)" in capsys.readouterr().err
     tw = ["collect", "tworoom", "--episodes", "2", "--out", str(tmp_path / "tw.h5")]
     assert main([*tw, "--explore", "0.3"]) == 2
     err = capsys.readouterr().err

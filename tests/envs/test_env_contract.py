@@ -94,12 +94,17 @@ def test_reset_is_deterministic_for_a_seed(spec):
     np.testing.assert_array_equal(make_env(spec.name, resolution=RES).reset(seed=3)[0], a)
 
 
-def test_collection_is_byte_identical_for_a_seed(spec, collected, tmp_path):
+def test_collection_is_identical_for_a_seed(spec, collected, tmp_path):
     path, _ = collected
     kw = {"resolution": RES, "max_steps": STEPS, "progress": False}
     spec.collect(tmp_path / "b.h5", 2, seed=0, **kw)
     spec.collect(tmp_path / "c.h5", 2, seed=1, **kw)
-    assert (tmp_path / "b.h5").read_bytes() == path.read_bytes()
+    # the same arrays and attributes, to the byte (the files' own layout may differ: HDF5
+    # places its metadata in an order that varies with flush timing, ~1 run in 30 here)
+    with h5py.File(path) as a, h5py.File(tmp_path / "b.h5") as b:
+        assert set(a) == set(b) and dict(a.attrs) == dict(b.attrs)
+        for col in a:
+            assert a[col].dtype == b[col].dtype and a[col][:].tobytes() == b[col][:].tobytes()
     with h5py.File(path) as a, h5py.File(tmp_path / "c.h5") as c:
         assert not np.array_equal(a["state"][:], c["state"][:])
 

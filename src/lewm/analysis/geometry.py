@@ -16,8 +16,12 @@ from lewm.losses.metrics import straightness
 from lewm.utils.progress import progress_bar
 
 
-def _episode_windows(data, frameskip: int, frames: int, max_windows: int, seed: int):
+def _episode_windows(
+    data, frameskip: int, frames: int, max_windows: int, seed: int, fix: str = "use fewer --frames"
+):
     """Row indices (W, frames) of frame windows `frameskip` steps apart inside episodes."""
+    if frames < 1 or max_windows < 1:
+        raise ValueError(f"windows need >= 1 frame and >= 1 window, got {frames}, {max_windows}")
     rng = np.random.default_rng(seed)
     span = (frames - 1) * frameskip
     starts = [
@@ -28,7 +32,7 @@ def _episode_windows(data, frameskip: int, frames: int, max_windows: int, seed: 
     if not starts:
         raise ValueError(
             f"no episode has {span + 1} steps for a window of {frames} frames at frameskip "
-            f"{frameskip}; use fewer --frames"
+            f"{frameskip}; {fix}"
         )
     starts = np.concatenate(starts)
     starts = rng.choice(starts, min(max_windows, len(starts)), replace=False)
@@ -47,7 +51,7 @@ def dataset_straightness(
     """Eq. 9 over windows of ``frames`` consecutive block-start frames of an episode file
     (default history + 1, the training clip, so the number matches ``train/straightness``;
     at least 3, the fewest Eq. 9 is defined on)."""
-    frames = frames or max(3, model.history + 1)
+    frames = max(3, model.history + 1) if frames is None else frames
     if frames < 3:
         raise ValueError(f"straightness needs windows of >= 3 frames, got {frames}")
     rows = _episode_windows(data, model.frameskip, frames, max_windows, seed)  # (W, frames)
@@ -103,6 +107,8 @@ def embed_2d(z: np.ndarray, method: str = "auto", seed: int = 0) -> np.ndarray:
 @torch.inference_mode()
 def latent_map(model, env: str, n: int = 16, method: str = "auto") -> dict:
     """Encode a grid of states; 2-D map; how well latent distances follow state distances."""
+    if not 2 <= n <= 1000:
+        raise ValueError(f"the state grid needs 2 to 1000 points per axis (--grid), got {n}")
     spec = get_spec(env)
     if spec.state_grid is None:
         have = sorted(name for name, s in ENVS.items() if s.state_grid is not None)
@@ -133,7 +139,9 @@ def open_loop(model, data, horizon: int = 10, episodes: int = 64, seed: int = 0)
     distance per step to the encoded real frames, beside the copy-last-frame baseline."""
     norm = model.action_normalizer()
     C, f = model.history, model.frameskip
-    rows = _episode_windows(data, f, C + horizon, episodes, seed)  # (E, C+H)
+    if horizon < 1 or episodes < 1:
+        raise ValueError(f"--horizon and episodes must be >= 1, got {horizon} and {episodes}")
+    rows = _episode_windows(data, f, C + horizon, episodes, seed, "use a shorter --horizon")
     px = torch.as_tensor(data.rows("pixels", rows))  # (E, C+H, h, w, 3)
     z = model.encode(px)  # (E, C+H, D)
     act_rows = rows[:, :1] + np.arange((C + horizon - 1) * f)  # (E, (C+H-1) f)

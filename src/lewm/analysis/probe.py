@@ -23,7 +23,7 @@ from torch import nn
 
 from lewm.envs import ENVS
 from lewm.models import build_model, model_device
-from lewm.utils.config import check
+from lewm.utils.config import check, check_seed
 from lewm.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,11 @@ class ProbeConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check(self.max_frames >= 10, f"probe max_frames must be >= 10, got {self.max_frames}")
+        check(
+            self.max_frames >= 10,
+            f"probe max_frames (--frames) must be >= 10, got {self.max_frames}",
+        )
+        check_seed(self.seed, "probe seed (--seed)")
         check(
             0 < self.test_fraction < 1,
             f"probe test_fraction must be in (0, 1), got {self.test_fraction}",

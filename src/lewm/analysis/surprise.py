@@ -29,7 +29,7 @@ from scipy import stats
 from lewm.envs import ENVS, get_spec
 from lewm.envs.registry import Surprise
 from lewm.models import model_device
-from lewm.utils.config import check
+from lewm.utils.config import check, check_seed
 from lewm.utils.progress import progress_bar
 
 CONDITIONS = ("none", "colour", "teleport")
@@ -44,13 +44,18 @@ class SurpriseConfig:
 
     def __post_init__(self) -> None:
         check(
-            self.trajectories >= 2,
-            f"surprise trajectories must be >= 2 for a paired test, got {self.trajectories}",
+            2 <= self.trajectories <= 10**5,
+            f"surprise trajectories (--trajectories) must be in [2, 100000] for a paired test, "
+            f"got {self.trajectories}",
         )
-        check(self.frames >= 1, f"surprise frames must be >= 1, got {self.frames}")
+        check(
+            1 <= self.frames <= 10**4,
+            f"surprise frames (--frames) must be in [1, 10000], got {self.frames}",
+        )
+        check_seed(self.seed, "surprise seed (--seed)")
         check(
             1 <= self.perturb_frame <= self.frames,
-            f"surprise perturb_frame must be in [1, frames={self.frames}], got "
+            f"surprise perturb_frame (--perturb-frame) must be in [1, --frames={self.frames}], got "
             f"{self.perturb_frame}",
         )
 

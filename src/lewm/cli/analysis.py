@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from lewm.cli.common import check_env, given
+from lewm.cli.common import check_env, given, integer, seed_arg
+from lewm.utils.io import check_can_create
 
 
 def _load(checkpoint: str):
@@ -36,7 +37,7 @@ def _out_dir(args, ckpt: Path, name: str) -> Path:
 
 
 def _env_from(model, env: str | None, any_env: bool = False, registered: bool = False) -> str:
-    if env:
+    if env is not None:
         if registered:  # an unknown name first gets the list of environments
             from lewm.envs import get_spec
 
@@ -45,6 +46,10 @@ def _env_from(model, env: str | None, any_env: bool = False, registered: bool = 
         return env
     guess = (model.metadata or {}).get("env")
     if guess:
+        if registered:
+            from lewm.envs import get_spec
+
+            get_spec(guess)  # an environment this lewm does not have: say so now
         return guess
     from lewm.envs import ENV_NAMES
 
@@ -59,8 +64,12 @@ def cmd_probe(args: argparse.Namespace) -> int:
     model, ckpt = _load(args.checkpoint)
     args.env = _env_from(model, args.env, args.any_env)
     cfg = ProbeConfig(**given(max_frames=args.frames, features=args.features, seed=args.seed))
-    report = run_probe(model, _dataset(model, args.data), args.env, cfg, _progress(args))
-    files = write_probe_report(report, _out_dir(args, ckpt, "probe"))
+    data = _dataset(model, args.data)
+    if not data.has("state"):
+        raise ValueError(f"{data.path} has no 'state' column: probing needs ground-truth states")
+    out = check_can_create(_out_dir(args, ckpt, "probe"))  # before the work, not after
+    report = run_probe(model, data, args.env, cfg, _progress(args))
+    files = write_probe_report(report, out)
     print(markdown_table(report))
     print(json.dumps({k: str(v) for k, v in files.items()}, indent=2))
     return 0
@@ -79,8 +88,9 @@ def cmd_surprise(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
     )
+    out = check_can_create(_out_dir(args, ckpt, "surprise"))
     report = run_surprise(model, args.env, cfg, progress=_progress(args))
-    files = write_surprise_report(report, _out_dir(args, ckpt, "surprise"))
+    files = write_surprise_report(report, out)
     print(json.dumps({"tests": report["tests"], **{k: str(v) for k, v in files.items()}}, indent=2))
     return 0
 
@@ -103,11 +113,12 @@ def cmd_viz(args: argparse.Namespace) -> int:
     model, ckpt = _load(args.checkpoint)
     args.env = _env_from(model, args.env, args.any_env, registered=True)
     data = _dataset(model, args.data)
+    out = check_can_create(_out_dir(args, ckpt, "viz"))
     latent = latent_map(model, args.env, **given(n=args.grid, method=args.method))
     rollout = open_loop(model, data, **given(horizon=args.horizon, seed=args.seed))
     run_dir = ckpt.parent if ckpt.name == "model" else ckpt.parent.parent
     metrics = run_dir / "metrics.jsonl"
-    files = write_viz(_out_dir(args, ckpt, "viz"), latent, rollout, metrics)
+    files = write_viz(out, latent, rollout, metrics)
     summary = {k: v for k, v in latent.items() if not k.startswith("_")}
     files = {k: str(v) for k, v in files.items()}
     print(json.dumps({"latent_map": summary, "open_loop": rollout, "files": files}, indent=2))
@@ -128,12 +139,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                 "--data", default=None, help="episode file (default: the training dataset)"
             )
         p.add_argument("--out", default=None, help="output folder (default: next to the model)")
-        p.add_argument("--seed", type=int, help="random seed (default: 0)")
+        p.add_argument("--seed", type=seed_arg(), help="random seed (default: 0)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("probe", help="linear + MLP probes from the latent to physical quantities")
     common(p)
-    p.add_argument("--frames", type=int, help="frames drawn from the file (default: 20,000)")
+    p.add_argument(
+        "--frames", type=integer(10, 10**7), help="frames drawn from the file (default: 20,000)"
+    )
     p.add_argument(
         "--features",
         choices=["latent", "encoder"],
@@ -143,26 +156,34 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("surprise", help="violation of expectation: colour change and teleport")
     common(p, data=False)
-    p.add_argument("--trajectories", type=int, help="matched triplets (default: 32)")
-    p.add_argument("--frames", type=int, help="frames per trajectory after the first (default: 12)")
-    p.add_argument("--perturb-frame", type=int, help="first perturbed frame (default: 6)")
+    p.add_argument("--trajectories", type=integer(2, 10**5), help="matched triplets (default: 32)")
+    p.add_argument(
+        "--frames",
+        type=integer(1, 10**4),
+        help="frames per trajectory after the first (default: 12)",
+    )
+    p.add_argument(
+        "--perturb-frame",
+        type=integer(1, 10**4),
+        help="first perturbed frame, at most --frames (default: 6)",
+    )
     p.set_defaults(func=cmd_surprise)
 
     p = sub.add_parser("straightness", help="temporal straightness of latent paths (Eq. 9)")
     p.add_argument("checkpoint", help="checkpoint folder or run directory")
     p.add_argument("--data", default=None, help="episode file (default: the training dataset)")
-    p.add_argument("--frames", type=int, default=None, help="window (default: max(3, history + 1))")
-    p.add_argument("--seed", type=int, help="random seed (default: 0)")
+    p.add_argument("--frames", type=integer(3, 10**4), help="window (default: max(3, history + 1))")
+    p.add_argument("--seed", type=seed_arg(), help="random seed (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_straightness)
 
     p = sub.add_parser("viz", help="latent map over a state grid, open-loop rollout, curves")
     common(p)
-    p.add_argument("--grid", type=int, help="grid points per axis (default: 16)")
+    p.add_argument("--grid", type=integer(2, 1000), help="grid points per axis (default: 16)")
     p.add_argument(
         "--method",
         choices=["auto", "pca", "tsne"],
         help="2-D map: t-SNE (needs scikit-learn) or PCA; auto (default) = t-SNE when installed",
     )
-    p.add_argument("--horizon", type=int, help="open-loop blocks (default: 10)")
+    p.add_argument("--horizon", type=integer(1, 10**4), help="open-loop blocks (default: 10)")
     p.set_defaults(func=cmd_viz)

@@ -11,11 +11,56 @@ def check_env(model: Any, env: str, any_env: bool) -> None:
     recorded = (getattr(model, "metadata", None) or {}).get("env")
     if recorded and recorded != env and not any_env:
         raise ValueError(
-            f"the model was trained on {recorded!r} data, not {env!r}: its numbers there would "
-            "mean nothing; pass --any-env to run it anyway"
+            f"--env {env!r}: the model was trained on {recorded!r} data, not {env!r}: its "
+            "numbers there would mean nothing; pass --any-env to run it anyway"
         )
 
 
 def given(**options: Any) -> dict[str, Any]:
     """The options the user gave (flags default to None, so the library's defaults apply)."""
     return {k: v for k, v in options.items() if v is not None}
+
+
+SEED_MAX = 2**32 - 1  # numpy and torch both take seeds in [0, 2**32)
+
+
+def integer(lo: int, hi: int | None = None):
+    """An argparse ``type``: an integer in [lo, hi]; argparse names the option on error."""
+    import argparse
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            span = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+            raise argparse.ArgumentTypeError(f"must be an integer {span}, got {text}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def number(lo: float, hi: float | None = None, *, below_hi: bool = False):
+    """An argparse ``type``: a finite number in [lo, hi] (or [lo, hi) with ``below_hi``)."""
+    import argparse
+    import math
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        too_high = hi is not None and (value >= hi if below_hi else value > hi)
+        if not math.isfinite(value) or value < lo or too_high:
+            span = f">= {lo:g}" if hi is None else f"in [{lo:g}, {hi:g}{')' if below_hi else ']'}"
+            raise argparse.ArgumentTypeError(f"must be a finite number {span}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def seed_arg():
+    return integer(0, SEED_MAX)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from lewm.cli.common import check_env
+from lewm.cli.common import check_env, integer, number, seed_arg
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -241,26 +241,26 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the job subcommands on the main parser."""
     c = sub.add_parser("collect", help="collect an episode dataset from a scripted expert")
     c.add_argument("env", help="environment name, e.g. tworoom or pusht")
-    c.add_argument("--episodes", type=int, required=True)
+    c.add_argument("--episodes", type=integer(1, 10**7), required=True)
     c.add_argument("--out", required=True, help="output .h5 file")
-    c.add_argument("--resolution", type=int, help="image side in pixels (default: 64)")
-    c.add_argument("--seed", type=int, help="random seed (default: 0)")
+    c.add_argument("--resolution", type=integer(8, 4096), help="image side in pixels (default: 64)")
+    c.add_argument("--seed", type=seed_arg(), help="random seed (default: 0)")
     c.add_argument(
         "--max-steps",
-        type=int,
+        type=integer(1, 10**6),
         default=None,
         help="actions per episode at most (default: the environment's)",
     )
     c.add_argument(
         "--noise",
-        type=float,
+        type=number(0.0, 1e6),
         default=None,
         help="noise_std: std of the Gaussian action noise of the scripted policy "
         "(default: the environment's)",
     )
     c.add_argument(
         "--explore",
-        type=float,
+        type=number(0.0, 1.0, below_hi=True),
         default=None,
         help="explore (pusht): fraction of steps spent in random action segments between pushes "
         "(default: the environment's)",
@@ -277,6 +277,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("demo", help="collect, train, plan and report on Two-Room (CPU, <= 20 min)")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--quick", action="store_true", help="a <= 2 minute smoke version")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=seed_arg(), default=0)
     d.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     d.set_defaults(func=cmd_demo)

@@ -140,10 +140,18 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors on one line, like every other lewm error (exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        msg = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {msg} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from lewm.config import PRESETS
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="lewm",
         description="LeWorldModel: train a JEPA world model from pixels, plan with it, analyse it.",
     )
@@ -208,13 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    # key=value overrides may come anywhere on the line, also after options
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
-            args.overrides = [*args.overrides, *extra]
-        else:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        # key=value overrides may come anywhere on the line, also after options
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            overrides = all("=" in e and not e.startswith("-") for e in extra)
+            if hasattr(args, "overrides") and overrides:
+                args.overrides = [*args.overrides, *extra]
+            else:
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as e:  # --help, --version, or a bad option (already printed, one line)
+        return e.code if isinstance(e.code, int) else 0 if e.code is None else 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

@@ -301,6 +301,22 @@ class EpisodeDataset:
                 f"dataset {self.path} is not a readable HDF5 file ({e}); it may be truncated or "
                 "corrupt — re-create it with `lewm collect`"
             ) from e
+        try:
+            self._read_layout(in_memory)
+        except DataError:
+            self._file.close()
+            raise
+        except (OSError, RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:
+            # h5py reports damaged metadata with several exception types and messages that do
+            # not name the file
+            self._file.close()
+            raise DataError(
+                f"dataset {self.path} is truncated or corrupt ({' '.join(str(e).split())}); "
+                "re-create it with `lewm collect`"
+            ) from e
+
+    def _read_layout(self, in_memory: bool) -> None:
+        """Check every column and the episode index, and load what is kept in memory."""
         f = self._file
         missing = [c for c in (*REQUIRED_COLUMNS, *INDEX_COLUMNS) if c not in f]
         if missing:
@@ -308,39 +324,48 @@ class EpisodeDataset:
                 f"dataset {self.path} lacks column(s) {missing}; an episode file needs "
                 f"{list(REQUIRED_COLUMNS)} plus the index {list(INDEX_COLUMNS)}"
             )
-        try:
-            self.ep_len = np.asarray(f["ep_len"][:], dtype=np.int64)
-            self.ep_offset = np.asarray(f["ep_offset"][:], dtype=np.int64)
-        except OSError as e:
-            raise DataError(f"dataset {self.path}: cannot read the episode index ({e})") from e
+        not_arrays = [k for k in f.keys() if not isinstance(f[k], h5py.Dataset)]
+        if not_arrays:
+            raise DataError(
+                f"dataset {self.path}: {not_arrays} must be arrays (HDF5 datasets), found groups"
+            )
+        for name in INDEX_COLUMNS:
+            d = f[name]
+            if d.ndim != 1 or not np.issubdtype(d.dtype, np.integer):
+                raise DataError(
+                    f"dataset {self.path}: {name} must be a vector of integers, got {d.dtype} "
+                    f"{d.shape}"
+                )
+        self.ep_len = np.asarray(f["ep_len"][:], dtype=np.int64)
+        self.ep_offset = np.asarray(f["ep_offset"][:], dtype=np.int64)
         self.columns = [k for k in f.keys() if k not in INDEX_COLUMNS]
-        n_rows = int(f["pixels"].shape[0])
-        self._check_index(n_rows)
         px = f["pixels"]
         if px.dtype != np.uint8 or px.ndim != 4 or px.shape[-1] != 3:
             raise DataError(
                 f"dataset {self.path}: pixels must be uint8 (N, H, W, 3), got {px.dtype} {px.shape}"
             )
+        n_rows = int(px.shape[0])
+        self._check_index(n_rows)
         for name in self.columns:
-            if f[name].shape[0] != n_rows:
+            if f[name].ndim < 1 or f[name].shape[0] != n_rows:
                 raise DataError(
-                    f"dataset {self.path}: column {name!r} has {f[name].shape[0]} rows, "
-                    f"pixels has {n_rows}"
+                    f"dataset {self.path}: column {name!r} has shape {f[name].shape}, pixels "
+                    f"has {n_rows} rows"
                 )
-        if f["action"].ndim != 2:
-            raise DataError(f"dataset {self.path}: action must be (N, A), got {f['action'].shape}")
+        act = f["action"]
+        if act.ndim != 2 or act.shape[1] < 1:
+            raise DataError(f"dataset {self.path}: action must be (N, A), got {act.shape}")
+        if not (np.issubdtype(act.dtype, np.floating) or np.issubdtype(act.dtype, np.integer)):
+            raise DataError(
+                f"dataset {self.path}: action must hold real numbers, got dtype {act.dtype}"
+            )
         self.attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
         self._cache: dict[str, np.ndarray] = {}
         self.in_memory = in_memory
-        try:
-            action = np.asarray(f["action"][:], dtype=np.float32)
-            if in_memory:
-                for name in self.columns:
-                    self._cache[name] = f[name][:]
-        except OSError as e:
-            raise DataError(
-                f"dataset {self.path} is truncated or corrupt ({e}); re-create it"
-            ) from e
+        action = np.asarray(act[:], dtype=np.float32)
+        if in_memory:
+            for name in self.columns:
+                self._cache[name] = f[name][:]
         self._cache["action"] = action
         self._check_actions(action)
 
@@ -408,8 +433,13 @@ class EpisodeDataset:
         if isinstance(col, np.ndarray):
             return col[rows]
         flat = rows.reshape(-1)
-        # per-row reads: h5py fancy/strided selection is 30x slower than this
-        out = np.stack([col[int(r)] for r in flat])
+        try:  # per-row reads: h5py fancy/strided selection is 30x slower than this
+            out = np.stack([col[int(r)] for r in flat])
+        except (OSError, RuntimeError, ValueError) as e:
+            raise DataError(
+                f"dataset {self.path}: cannot read column {name!r} "
+                f"({' '.join(str(e).split())}); the file may be corrupt - re-create it"
+            ) from e
         return out.reshape(*rows.shape, *out.shape[1:])
 
     def episode(self, i: int) -> dict[str, np.ndarray]:

@@ -11,6 +11,7 @@ Axes: N states (or frames), S state size, G goal size, r image resolution, A act
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,15 +83,17 @@ def check_collection(
     >= 0 (``positive``), and an existing ``out`` that may not be replaced without ``overwrite``."""
     from lewm.utils.io import refuse_existing
 
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    if int(resolution) != resolution or resolution < 8:
-        raise ValueError(f"resolution must be an integer >= 8, got {resolution}")
-    if max_steps < 1:
-        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    if not 1 <= episodes <= 10**7:
+        raise ValueError(f"episodes (--episodes) must be in [1, 1e7], got {episodes}")
+    if int(resolution) != resolution or not 8 <= resolution <= 4096:
+        raise ValueError(
+            f"resolution (--resolution) must be an integer in [8, 4096], got {resolution}"
+        )
+    if not 1 <= max_steps <= 10**6:
+        raise ValueError(f"max_steps (--max-steps) must be in [1, 1e6], got {max_steps}")
     for name, value in positive.items():
-        if not value >= 0:
-            raise ValueError(f"{name} must be >= 0, got {value}")
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     refuse_existing(out, overwrite, "dataset")
 
 

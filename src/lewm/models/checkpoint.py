@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.modules.module import register_module_module_registration_hook
 
 from lewm.data.normalize import Normalizer
-from lewm.models.registry import model_spec
+from lewm.models.registry import memory_bound, model_spec
 from lewm.utils.config import ConfigError, from_dict, to_dict
 from lewm.utils.io import (
     ensure_output_dir,
@@ -219,11 +219,18 @@ def read_config(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
         raise CheckpointError(
             f"{file}: 'model' must be a mapping (a JSON object), got {_json_type(model_dict)}"
         )
+    unknown = sorted(set(cfg) - {"format", "version", "model", "metadata"})
+    if unknown:
+        raise CheckpointError(
+            f"{file}: unknown top-level key(s) {unknown}; a lewm checkpoint's config.json holds "
+            "format, version, model and metadata"
+        )
     metadata = cfg.get("metadata", {})
     if not isinstance(metadata, dict):
         raise CheckpointError(
             f"{file}: 'metadata' must be a mapping (a JSON object), got {_json_type(metadata)}"
         )
+    _check_metadata(metadata, file)
     _check_finite_numbers(model_dict, "model", file)
     model_dict = {"kind": LEGACY_KIND, **model_dict}
     kind = model_dict["kind"]
@@ -238,6 +245,52 @@ def read_config(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     return config, metadata
 
 
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+# metadata keys lewm writes and reads back: key -> (what it must be, the check)
+_METADATA: dict[str, tuple[str, Any]] = {
+    "dataset": ("a path string", lambda v: isinstance(v, str)),
+    "env": ("a string or null", lambda v: v is None or isinstance(v, str)),
+    "step": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    "image_shape": (
+        "a list of integers",
+        lambda v: isinstance(v, list) and all(isinstance(x, int) for x in v),
+    ),
+    "split": (
+        "an object with integer seed and num_episodes and a number val_fraction",
+        lambda v: (
+            isinstance(v, dict)
+            and isinstance(v.get("seed"), int)
+            and isinstance(v.get("num_episodes"), int)
+            and _is_number(v.get("val_fraction"))
+        ),
+    ),
+    "action_range": (
+        "null or [[low, ...], [high, ...]]",
+        lambda v: (
+            v is None
+            or (
+                isinstance(v, list)
+                and len(v) == 2
+                and all(isinstance(b, list) and all(_is_number(x) for x in b) for b in v)
+                and len(v[0]) == len(v[1])
+            )
+        ),
+    ),
+}
+
+
+def _check_metadata(metadata: dict[str, Any], file: Path) -> None:
+    """The metadata keys lewm reads back must have the types lewm wrote."""
+    for key, (what, ok) in _METADATA.items():
+        if key in metadata and not ok(metadata[key]):
+            raise CheckpointError(
+                f"{file}: metadata.{key} must be {what}, got {metadata[key]!r:.80}"
+            )
+
+
 def _weights_header(file: Path) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape from a safetensors header, reading no tensor data. (safetensors
     checks that the header's offsets cover the file exactly, so these shapes are backed by
@@ -247,20 +300,6 @@ def _weights_header(file: Path) -> dict[str, tuple[int, ...]]:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except Exception as e:  # safetensors raises its own error types on corrupt files
         raise CheckpointError(f"cannot read {file}: {e}") from e
-
-
-def memory_bound() -> int:
-    """The most bytes of weights :func:`load` accepts: half the machine's physical memory.
-
-    Loading holds the weights twice (the freshly built model and the state read from the file),
-    so a bigger model would exhaust memory (or swap for minutes) instead of loading; a config
-    asking for that is almost surely corrupt or edited. Where the memory size is unknown (no
-    ``sysconf``), 64 GiB.
-    """
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (AttributeError, ValueError, OSError):
-        return 64 * 2**30
 
 
 class _TooManyModules(Exception):

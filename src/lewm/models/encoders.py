@@ -66,10 +66,8 @@ class EncoderConfig:
                 f"model.encoder.image_size {self.image_size} too small for "
                 f"{len(self.channels)} stride-2 stages",
             )
-        check(
-            len(self.mean) == 3 and len(self.std) == 3,
-            f"model.encoder.mean/std need 3 values each, got {self.mean} / {self.std}",
-        )
+        check(len(self.mean) == 3, f"model.encoder.mean needs 3 values, got {self.mean}")
+        check(len(self.std) == 3, f"model.encoder.std needs 3 values, got {self.std}")
         check(all(s > 0 for s in self.std), f"model.encoder.std must be positive, got {self.std}")
 
 

@@ -49,10 +49,8 @@ class PredictorConfig:
     def __post_init__(self) -> None:
         check(self.history >= 1, f"model.predictor.history must be >= 1, got {self.history}")
         check(self.depth >= 1, f"model.predictor.depth must be >= 1, got {self.depth}")
-        check(
-            self.heads >= 1 and self.head_dim >= 1,
-            f"model.predictor.heads/head_dim must be >= 1, got {self.heads}/{self.head_dim}",
-        )
+        check(self.heads >= 1, f"model.predictor.heads must be >= 1, got {self.heads}")
+        check(self.head_dim >= 1, f"model.predictor.head_dim must be >= 1, got {self.head_dim}")
         check(self.mlp_dim >= 1, f"model.predictor.mlp_dim must be >= 1, got {self.mlp_dim}")
         check(
             0.0 <= self.dropout < 1.0,

@@ -10,11 +10,15 @@ subclass; an objective builder) and one ``register_model(ModelSpec(...))`` line 
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
+from torch.nn.modules.module import register_module_module_registration_hook
 
 from lewm.utils.config import ConfigError
 
@@ -60,8 +64,66 @@ def model_config(kind: str | None) -> type:
     return model_spec(kind).config
 
 
+def memory_bound() -> int:
+    """The most bytes of weights lewm builds or loads: half the machine's physical memory.
+
+    Loading holds the weights twice (the freshly built model and the state read from the file),
+    and training needs them several times over (gradients, optimizer state), so a bigger model
+    would exhaust memory (or swap for minutes); a config asking for that is almost surely a typo
+    or corrupt. Where the memory size is unknown (no ``sysconf``), 64 GiB.
+    """
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (AttributeError, ValueError, OSError):
+        return 64 * 2**30
+
+
+MAX_MODULES = 100_000  # far beyond any real world model; a depth typo would build forever
+
+
+class _TooManyModules(Exception):
+    pass
+
+
+def check_model_size(config: Any) -> int:
+    """Build ``config``'s model on the meta device (shapes only, no memory) and return its
+    size in bytes; a ConfigError when it would not fit :func:`memory_bound`."""
+    count, me = 0, threading.get_ident()
+
+    def count_modules(module: nn.Module, name: str, submodule: nn.Module | None) -> None:
+        nonlocal count
+        if threading.get_ident() == me:
+            count += 1
+            if count > MAX_MODULES:
+                raise _TooManyModules
+
+    handle = register_module_module_registration_hook(count_modules)
+    try:
+        with torch.device("meta"):
+            model = model_spec(config.kind).model(config)
+    except _TooManyModules:
+        raise ConfigError(
+            f"the model config describes more than {MAX_MODULES} modules: check the depth "
+            "settings (model.*.depth)"
+        ) from None
+    finally:
+        handle.remove()
+    tensors = [*model.parameters(), *model.buffers()]
+    nbytes = sum(t.numel() * t.element_size() for t in tensors)
+    if nbytes > memory_bound():
+        n = sum(p.numel() for p in model.parameters())
+        raise ConfigError(
+            f"the model config describes {n:,} parameters ({nbytes / 1e9:,.1f} GB), more than "
+            f"half of this machine's memory ({memory_bound() / 1e9:,.1f} GB): check "
+            "model.latent_dim and the widths"
+        )
+    return nbytes
+
+
 def build_model(config: Any) -> nn.Module:
-    """A freshly initialised model for ``config`` (any registered kind)."""
+    """A freshly initialised model for ``config`` (any registered kind), after checking on the
+    meta device that it fits in memory."""
+    check_model_size(config)
     return model_spec(config.kind).model(config)
 
 
@@ -75,6 +137,8 @@ __all__ = [
     "ModelSpec",
     "build_model",
     "build_objective",
+    "check_model_size",
+    "memory_bound",
     "model_config",
     "model_spec",
     "register_model",

@@ -11,7 +11,7 @@ from typing import Any
 
 from lewm.planning.objective import COSTS
 from lewm.planning.solvers import CEMConfig, solver_config
-from lewm.utils.config import check, choice
+from lewm.utils.config import check, check_seed, choice
 
 SPLITS = ("heldout", "train", "all")
 POLICIES = ("plan", "random")
@@ -36,8 +36,9 @@ class EvalConfig:
     solver: Any = choice(solver_config, CEMConfig)
 
     def __post_init__(self) -> None:
-        check(self.episodes >= 1, f"eval.episodes must be >= 1, got {self.episodes}")
-        check(self.goal_offset >= 1, f"eval.goal_offset must be >= 1, got {self.goal_offset}")
+        for name, hi in (("episodes", 10**6), ("goal_offset", 10**6), ("budget", 10**7)):
+            value = getattr(self, name)
+            check(1 <= value <= hi, f"eval.{name} must be in [1, {hi:.0e}], got {value}")
         check(
             self.budget >= self.goal_offset,
             f"eval.budget ({self.budget}) is smaller than eval.goal_offset ({self.goal_offset}): "
@@ -47,14 +48,17 @@ class EvalConfig:
         check(
             self.policy in POLICIES, f"eval.policy must be one of {POLICIES}, got {self.policy!r}"
         )
-        check(self.horizon >= 1, f"eval.horizon must be >= 1, got {self.horizon}")
+        check(1 <= self.horizon <= 1000, f"eval.horizon must be in [1, 1000], got {self.horizon}")
         check(
             1 <= self.receding <= self.horizon,
             f"eval.receding must be in [1, eval.horizon={self.horizon}], got {self.receding}",
         )
-        check(self.context >= 1, f"eval.context must be >= 1, got {self.context}")
+        check(1 <= self.context <= 1000, f"eval.context must be in [1, 1000], got {self.context}")
+        check_seed(self.seed, "eval.seed")
         check(self.cost in COSTS, f"eval.cost must be one of {COSTS}, got {self.cost!r}")
-        check(self.num_gifs >= 0, f"eval.num_gifs must be >= 0, got {self.num_gifs}")
+        check(
+            0 <= self.num_gifs <= 10**4, f"eval.num_gifs must be in [0, 10000], got {self.num_gifs}"
+        )
         check(
             hasattr(self.solver, "kind"),
             f"eval.solver must be a solver config (e.g. CEMConfig()), got {self.solver!r}",

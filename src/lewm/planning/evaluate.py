@@ -33,7 +33,7 @@ from lewm.planning.objective import GoalCost
 from lewm.planning.solvers import make_solver
 from lewm.utils.config import to_dict
 from lewm.utils.distributed import DistInfo, broadcast_object, gather_objects
-from lewm.utils.io import write_json
+from lewm.utils.io import check_can_create, write_json
 from lewm.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,10 @@ def sample_tasks(
         )
     rows = np.concatenate(valid)
     if len(rows) < n:
-        raise DataError(f"only {len(rows)} valid start steps for {n} evaluation episodes")
+        raise DataError(
+            f"eval.episodes={n} (--episodes), but the evaluation split has only {len(rows)} valid "
+            "start steps: ask for fewer or use a larger file"
+        )
     pick = np.sort(np.random.default_rng(seed).choice(len(rows), size=n, replace=False))
     return [(int(e), int(s)) for e, s in rows[pick]]
 
@@ -231,6 +234,8 @@ def evaluate(
         frames0.append(env.render())
     goal_px = np.stack(goals)  # (E, h, w, 3)
 
+    if out_dir is not None:  # a read-only or full disk fails now, not after the evaluation
+        check_can_create(out_dir)
     task_rngs = [np.random.default_rng([cfg.seed, i]) for i in index]  # random policy
     controller = None
     if cfg.policy == "plan":

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lewm.utils.config import ConfigError, check
+from lewm.utils.config import ConfigError, check, check_seed
 
 
 @dataclass
@@ -35,8 +35,12 @@ class TrainConfig:
     sync_batchnorm: bool = True
 
     def __post_init__(self) -> None:
-        check(self.steps >= 1, f"train.steps must be >= 1, got {self.steps}")
-        check(self.batch_size >= 2, f"train.batch_size must be >= 2, got {self.batch_size}")
+        check(1 <= self.steps <= 10**9, f"train.steps must be in [1, 1e9], got {self.steps}")
+        check(
+            2 <= self.batch_size <= 10**6,
+            f"train.batch_size must be in [2, 1e6], got {self.batch_size}",
+        )
+        check_seed(self.seed, "train.seed")
         check(self.lr > 0, f"train.lr must be > 0, got {self.lr}")
         check(self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}")
         check(

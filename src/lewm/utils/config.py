@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -23,6 +24,14 @@ from typing import Any
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the config key."""
+
+
+SEED_MAX = 2**32 - 1  # numpy and torch take seeds in [0, 2**32)
+
+
+def check_seed(value: int, key: str) -> None:
+    """A ConfigError naming ``key`` unless ``value`` is a usable seed."""
+    check(0 <= value <= SEED_MAX, f"{key} must be in [0, {SEED_MAX}], got {value}")
 
 
 def check(cond: bool, msg: str) -> None:
@@ -98,6 +107,8 @@ def _check_value(value: Any, typ: Any, key: str) -> Any:
     if typ is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if typ is str:
         if not isinstance(value, str):
@@ -147,9 +158,12 @@ def _coerce(value: str, typ: Any, key: str) -> Any:
         raise ConfigError(f"{key}: expected a boolean, got {value!r}")
     if typ in (int, float, str):
         try:
-            return typ(value)
+            parsed = typ(value)
         except ValueError:
             raise ConfigError(f"{key}: expected {_type_name(typ)}, got {value!r}") from None
+        if typ is float and not math.isfinite(parsed):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return parsed
     if origin is tuple:
         try:
             parsed = json.loads(value if value.startswith("[") else f"[{value}]")
@@ -217,7 +231,9 @@ def _set(d: dict, root: type, parts: list[str], value: str) -> None:
 
 
 __all__ = [
+    "SEED_MAX",
     "ConfigError",
+    "check_seed",
     "apply_overrides",
     "check",
     "choice",

@@ -141,6 +141,31 @@ def ensure_output_file(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_can_create(folder: str | os.PathLike) -> Path:
+    """Before long work, without creating anything: ``folder`` is (or can become) a writable
+    folder - it or its nearest existing parent is a folder this process may write to. One clear
+    ``OSError`` otherwise (a full disk is only found by writing: see :func:`check_writable`)."""
+    folder = Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise NotADirectoryError(
+            f"{existing} is a file, but {folder} must be a folder; remove it or choose another "
+            "--out"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        code = errno.EROFS if _read_only_fs(existing) else errno.EACCES
+        why, fix = _REASONS[code]
+        raise os_error(f"cannot write to {existing}: {why}; {fix}", code)
+    return folder
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
+
+
 def check_writable(folder: str | os.PathLike) -> Path:
     """Before long work: create ``folder`` if needed and write, sync and remove a tiny probe
     file in it. A read-only file system, missing permission or full disk is one ``OSError``
@@ -285,6 +310,7 @@ def refuse_existing(path: str | os.PathLike, overwrite: bool, what: str = "file"
 
 __all__ = [
     "atomic_path",
+    "check_can_create",
     "check_writable",
     "clean_stale_temps",
     "ensure_output_dir",

@@ -51,7 +51,9 @@ def collect_pusht(
     max_steps = COLLECT_STEPS if max_steps is None else max_steps
     if not 0.0 <= explore < 1.0:
         raise ValueError(f"explore must be in [0, 1), got {explore}")
-    check_collection(out, episodes, resolution, max_steps, overwrite, noise_std=noise_std)
+    check_collection(
+        out, episodes, resolution, max_steps, overwrite, noise_std=noise_std, seed=seed
+    )
     env = PushTEnv(resolution=resolution)  # raises a clear ImportError without pymunk
     ep_seeds = np.random.SeedSequence(seed).generate_state(episodes)  # one seed per episode
     attrs = {

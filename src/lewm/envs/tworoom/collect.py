@@ -83,7 +83,9 @@ def collect_tworoom(
     max_steps = EPISODE_STEPS if max_steps is None else max_steps
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-    check_collection(out, episodes, resolution, max_steps, overwrite, noise_std=noise_std)
+    check_collection(
+        out, episodes, resolution, max_steps, overwrite, noise_std=noise_std, seed=seed
+    )
     attrs = {
         "env": "tworoom",
         "resolution": int(resolution),

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from lewm.planning.protocol import CostFn, SolveResult
-from lewm.utils.config import check
+from lewm.utils.config import SEED_MAX, check
 
 # where a solver's config sits in the config tree; errors name keys as eval.solver.<field>
 CONFIG_KEY = "eval.solver"
@@ -35,10 +35,16 @@ def check_option(cfg: Any, name: str, ok: bool, rule: str) -> None:
     check(ok, f"{CONFIG_KEY}.{name} {rule}, got {getattr(cfg, name)!r} (solver {cfg.kind})")
 
 
+MAX_SAMPLES = 10**6  # candidates (restarts) per episode: beyond any real budget
+MAX_ITERATIONS = 10**5
+_IN_SAMPLES = f"must be in [1, {MAX_SAMPLES}]"
+_IN_ITERATIONS = f"must be in [1, {MAX_ITERATIONS}]"
+
+
 def check_sampling_options(cfg: Any) -> None:
     """The checks every Gaussian sampling solver's config shares: num_samples, num_elites (when
     it is a number), iterations, init_std, min_std."""
-    check_option(cfg, "num_samples", cfg.num_samples >= 1, "must be >= 1")
+    check_option(cfg, "num_samples", 1 <= cfg.num_samples <= MAX_SAMPLES, _IN_SAMPLES)
     if getattr(cfg, "num_elites", None) is not None:
         check_option(
             cfg,
@@ -46,7 +52,8 @@ def check_sampling_options(cfg: Any) -> None:
             1 <= cfg.num_elites <= cfg.num_samples,
             f"must be in [1, num_samples={cfg.num_samples}]",
         )
-    check_option(cfg, "iterations", cfg.iterations >= 1, "must be >= 1")
+    check_option(cfg, "iterations", 1 <= cfg.iterations <= MAX_ITERATIONS, _IN_ITERATIONS)
+    check_option(cfg, "seed", 0 <= cfg.seed <= SEED_MAX, f"must be in [0, {SEED_MAX}]")
     check_option(cfg, "init_std", cfg.init_std > 0, "must be > 0")
     check_option(cfg, "min_std", cfg.min_std >= 0, "must be >= 0")
 

@@ -10,6 +10,10 @@ from torch import Tensor
 
 from lewm.planning.protocol import CostFn, SolveResult
 from lewm.planning.solvers.base import (
+    _IN_ITERATIONS,
+    _IN_SAMPLES,
+    MAX_ITERATIONS,
+    MAX_SAMPLES,
     check_cost,
     check_kind,
     check_option,
@@ -17,6 +21,7 @@ from lewm.planning.solvers.base import (
     randn,
     start_mean,
 )
+from lewm.utils.config import SEED_MAX
 
 
 @dataclass
@@ -39,8 +44,9 @@ class GradientConfig:
 
     def __post_init__(self) -> None:
         check_kind(self, "adam")
-        check_option(self, "num_samples", self.num_samples >= 1, "must be >= 1")
-        check_option(self, "steps", self.steps >= 1, "must be >= 1")
+        check_option(self, "num_samples", 1 <= self.num_samples <= MAX_SAMPLES, _IN_SAMPLES)
+        check_option(self, "steps", 1 <= self.steps <= MAX_ITERATIONS, _IN_ITERATIONS)
+        check_option(self, "seed", 0 <= self.seed <= SEED_MAX, f"must be in [0, {SEED_MAX}]")
         check_option(self, "lr", self.lr > 0, "must be > 0")
         check_option(self, "init_std", self.init_std >= 0, "must be >= 0")
         check_option(self, "grad_clip", self.grad_clip >= 0, "must be >= 0")

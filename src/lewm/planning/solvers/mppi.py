@@ -7,7 +7,18 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lewm.planning.solvers.base import SamplingSolver, Search, check_kind, check_option, top_k
+from lewm.planning.solvers.base import (
+    _IN_ITERATIONS,
+    _IN_SAMPLES,
+    MAX_ITERATIONS,
+    MAX_SAMPLES,
+    SamplingSolver,
+    Search,
+    check_kind,
+    check_option,
+    top_k,
+)
+from lewm.utils.config import SEED_MAX
 
 
 @dataclass
@@ -35,8 +46,9 @@ class MPPIConfig:
 
     def __post_init__(self) -> None:
         check_kind(self, "mppi")
-        check_option(self, "num_samples", self.num_samples >= 1, "must be >= 1")
-        check_option(self, "iterations", self.iterations >= 1, "must be >= 1")
+        check_option(self, "num_samples", 1 <= self.num_samples <= MAX_SAMPLES, _IN_SAMPLES)
+        check_option(self, "iterations", 1 <= self.iterations <= MAX_ITERATIONS, _IN_ITERATIONS)
+        check_option(self, "seed", 0 <= self.seed <= SEED_MAX, f"must be in [0, {SEED_MAX}]")
         check_option(self, "temperature", self.temperature > 0, "must be > 0")
         check_option(self, "init_std", self.init_std > 0, "must be > 0")
         check_option(self, "min_std", self.min_std >= 0, "must be >= 0")

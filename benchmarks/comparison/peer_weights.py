@@ -14,23 +14,9 @@ a torchvision stand-in folder on that process's PYTHONPATH; without it peer_plan
 The convert mode's JSON record also holds ``model_json``, the sizes peer_plan.py's
 ``--model-json`` takes (benchmarks/speed/plan_speed.py uses both).
 
-Mapping (ours -> theirs, "E.l.i" = "encoder.encoder.layer.{i}", "P.b.i" = "predictor.blocks.{i}";
-shapes are the same except where noted):
-
-    E.l.i.attention.attention.{query,key,value}   encoder.layers.{i}.attention.{q,k,v}_proj
-    E.l.i.attention.output.dense                  encoder.layers.{i}.attention.o_proj
-    E.l.i.intermediate.dense / output.dense       encoder.layers.{i}.mlp.fc1 / fc2
-    E.l.i.layernorm_{before,after}                encoder.layers.{i}.layernorm_{before,after}
-    encoder.{embeddings.*, layernorm.*}           unchanged
-    (transformers 5.x names; ``--vit-naming v4`` keeps the 4.x names, which are ours)
-    projector.net.*                               projector.net.*
-    pred_projector.net.*                          pred_proj.net.*
-    action_encoder.smooth (Linear, (10, 10))      action_encoder.patch_embed (Conv1d, (10, 10, 1))
-    action_encoder.mlp.{0,2}                      action_encoder.embed.{0,2}
-    predictor.pos_embedding                       predictor.pos_embedding
-    P.b.i.attn.to_out                             predictor.transformer.layers.{i}.attn.to_out.0
-    P.b.i.<rest>                                  predictor.transformer.layers.{i}.<rest>
-    predictor.norm                                predictor.transformer.norm
+The name map (ours -> theirs) lives in the library: ``lewm.models.upstream`` (``upstream_key``,
+``to_upstream_state_dict``), which also imports the authors' checkpoints and exports ours
+(``lewm import`` / ``lewm export --format upstream``).
 
 Pre-processing: their ``LeWM.encode`` feeds its ``pixels`` straight to the ViT, so it expects
 frames already resized to 224 and normalised (their policy's transforms do that); ours takes
@@ -43,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -55,75 +40,14 @@ from torch import Tensor
 
 from lewm.config import PRESETS, preset
 from lewm.models import LeWM, LeWMConfig, build_model, load
+from lewm.models.upstream import check_exportable, to_upstream_state_dict
 
 PEER_PLAN = Path(__file__).with_name("peer_plan.py")
 PEER_PYTHON_ENV, SHIM_ENV = "LEWM_PEER_PYTHON", "SWM_SHIM"
 
-_VIT_V5 = [
-    (r"attention\.attention\.query\.", "attention.q_proj."),
-    (r"attention\.attention\.key\.", "attention.k_proj."),
-    (r"attention\.attention\.value\.", "attention.v_proj."),
-    (r"attention\.output\.dense\.", "attention.o_proj."),
-    (r"intermediate\.dense\.", "mlp.fc1."),
-    (r"output\.dense\.", "mlp.fc2."),
-]
-
-
-def peer_key(key: str, vit_naming: str = "v5") -> str:
-    """The authors' name of one of our state_dict keys."""
-    if key.startswith("encoder."):
-        m = re.fullmatch(r"encoder\.encoder\.layer\.(\d+)\.(.+)", key)
-        if m is None or vit_naming == "v4":
-            return key  # embeddings.*, layernorm.* (and every key with 4.x names)
-        i, rest = m.groups()
-        for pat, rep in _VIT_V5:
-            if re.match(pat, rest):
-                rest = re.sub(pat, rep, rest, count=1)
-                break
-        return f"encoder.layers.{i}.{rest}"
-    if key.startswith("projector.net."):
-        return key
-    if key.startswith("pred_projector.net."):
-        return "pred_proj." + key[len("pred_projector.") :]
-    if key.startswith("action_encoder.smooth."):
-        return "action_encoder.patch_embed." + key[len("action_encoder.smooth.") :]
-    m = re.fullmatch(r"action_encoder\.mlp\.([02])\.(weight|bias)", key)
-    if m:
-        return f"action_encoder.embed.{m[1]}.{m[2]}"
-    if key == "predictor.pos_embedding":
-        return key
-    m = re.fullmatch(r"predictor\.norm\.(weight|bias)", key)
-    if m:
-        return f"predictor.transformer.norm.{m[1]}"
-    m = re.fullmatch(r"predictor\.blocks\.(\d+)\.(.+)", key)
-    if m:
-        i, rest = m.groups()
-        rest = re.sub(r"^attn\.to_out\.", "attn.to_out.0.", rest)
-        return f"predictor.transformer.layers.{i}.{rest}"
-    raise KeyError(f"no peer name for {key!r}")
-
-
-def convert_state_dict(state: dict[str, Tensor], vit_naming: str = "v5") -> dict[str, Tensor]:
-    """Our LeWM state_dict -> the authors' LeWM state_dict (new CPU tensors)."""
-    out: dict[str, Tensor] = {}
-    for k, v in state.items():
-        name = peer_key(k, vit_naming)
-        v = v.detach().to("cpu").clone()
-        if name == "action_encoder.patch_embed.weight":
-            v = v[:, :, None]  # Linear (out, in) -> Conv1d kernel 1 (out, in, 1)
-        if name in out:
-            raise KeyError(f"two keys map to {name!r}")
-        out[name] = v.contiguous()
-    return out
-
 
 def check_convertible(cfg: LeWMConfig) -> None:
-    if cfg.kind != "lewm":
-        raise ValueError(f"only LeWM models convert, got model.kind {cfg.kind!r}")
-    if cfg.encoder.kind != "vit":
-        raise ValueError("the authors' LeWM uses a ViT encoder: only ViT presets convert")
-    if cfg.action_hidden % cfg.latent_dim:
-        raise ValueError("their action Embedder needs action_hidden = k * latent_dim")
+    check_exportable(cfg)
 
 
 def peer_model_json(cfg: LeWMConfig) -> dict:
@@ -153,8 +77,7 @@ def peer_model_json(cfg: LeWMConfig) -> dict:
 
 
 def save_peer_weights(model: LeWM, path: str | os.PathLike, vit_naming: str = "v5") -> Path:
-    check_convertible(model.config)
-    state = convert_state_dict(model.state_dict(), vit_naming)
+    state = to_upstream_state_dict(model, vit_naming)
     save_file(state, str(path), metadata={"format": "stable-worldmodel-lewm", "from": "lewm"})
     return Path(path)
 

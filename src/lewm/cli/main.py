@@ -207,10 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overrides(c)
     c.set_defaults(func=cmd_config)
 
-    from lewm.cli import analysis, jobs
+    from lewm.cli import analysis, jobs, transfer
 
     jobs.add_commands(sub)
     analysis.add_commands(sub)
+    transfer.add_commands(sub)
     return p
 
 

@@ -75,6 +75,12 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     if ckpts:
         return ckpts[-1]
     missing = [f for f in (CONFIG_FILE, WEIGHTS_FILE) if not (path / f).exists()]
+    if path.is_dir() and (path / CONFIG_FILE).exists() and any(path.glob("*.pt")):
+        raise CheckpointError(
+            f"{path} is a checkpoint of the paper authors' code (weights.pt + config.json), not "
+            f"a lewm one: convert it once with `lewm import {path} --out CKPT [--data FILE]` "
+            "(lewm.models.upstream.import_upstream)"
+        )
     raise CheckpointError(
         f"{path} is not a checkpoint folder (missing {missing}) nor a run folder with model/ "
         "or checkpoints/"

@@ -41,6 +41,48 @@ INDEX_COLUMNS = ("ep_len", "ep_offset")
 DISK_MARGIN = 32 * 2**20
 
 
+# HDF5 compression filters outside h5py's built-ins (gzip, lzf, szip, shuffle, fletcher32,
+# scale-offset) that the hdf5plugin package registers; id -> name (also read from the file)
+PLUGIN_FILTERS = {
+    307: "bzip2",
+    32001: "blosc",
+    32004: "lz4",
+    32008: "bitshuffle",
+    32013: "zfp",
+    32015: "zstd",
+    32017: "sz",
+    32018: "fcidecomp",
+    32024: "sz3",
+    32026: "blosc2",
+}
+
+
+def register_compression_filters() -> bool:
+    """Make hdf5plugin's decompression filters (Blosc, Zstd, LZ4, bitshuffle, ...) available to
+    h5py if the package is installed (``pip install 'lewm[hdf5]'``); True if it is."""
+    try:
+        import hdf5plugin  # noqa: F401  (registers its filters with HDF5 on import)
+    except ImportError:
+        return False
+    return True
+
+
+def missing_filters(ds: h5py.Dataset) -> list[tuple[int, str]]:
+    """The compression filters of one HDF5 dataset this process cannot decode: (id, name)."""
+    try:
+        plist = ds.id.get_create_plist()
+        n = plist.get_nfilters()
+    except (AttributeError, RuntimeError, ValueError):  # virtual or external datasets
+        return []
+    out = []
+    for i in range(n):
+        code, _flags, _values, name = plist.get_filter(i)
+        if not h5py.h5z.filter_avail(code):
+            label = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+            out.append((int(code), PLUGIN_FILTERS.get(int(code), label or "unknown")))
+    return out
+
+
 class DataError(ValueError):
     """A dataset file is missing, corrupt, or does not have the expected layout."""
 
@@ -294,6 +336,7 @@ class EpisodeDataset:
         self.path = Path(path)
         if not self.path.exists():
             raise DataError(f"dataset {self.path} does not exist; create one with `lewm collect`")
+        register_compression_filters()  # compressed files (e.g. the authors' Blosc ones)
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as e:
@@ -329,6 +372,19 @@ class EpisodeDataset:
             raise DataError(
                 f"dataset {self.path}: {not_arrays} must be arrays (HDF5 datasets), found groups"
             )
+        for name in f.keys():
+            missing = missing_filters(f[name])
+            if missing:
+                code, filt = missing[0]
+                have = (
+                    "hdf5plugin is installed but does not provide it"
+                    if register_compression_filters()
+                    else "install hdf5plugin: pip install 'lewm[hdf5]' (or pip install hdf5plugin)"
+                )
+                raise DataError(
+                    f"dataset {self.path}: column {name!r} is compressed with the HDF5 filter "
+                    f"{filt!r} (id {code}), which this installation cannot decode; {have}"
+                )
         for name in INDEX_COLUMNS:
             d = f[name]
             if d.ndim != 1 or not np.issubdtype(d.dtype, np.integer):

@@ -24,7 +24,13 @@ ALLOWED: dict[str, set[str]] = {
     "training": {"utils", "data", "losses", "models"},
     "planning": {"utils", "data", "envs", "models"},
     "analysis": {"utils", "data", "envs", "losses", "models"},
-    "config": {"utils", "models", "training", "planning"},  # the root config tree and presets
+    "config": {
+        "utils",
+        "data",
+        "models",
+        "training",
+        "planning",
+    },  # the root config tree and presets
     "demo": {"utils", "data", "envs", "models", "training", "planning", "analysis", "config"},
     "cli": {
         "utils",

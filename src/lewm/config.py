@@ -4,6 +4,7 @@
       model   a registered world model's config, chosen by ``model.kind`` ("lewm": LeWMConfig)
       train   TrainConfig (lewm.training.config)
       eval    EvalConfig (lewm.planning.config); its solver chosen by ``eval.solver.kind``
+      data    DataConfig (lewm.data.config): the camera and columns read from a LeRobot folder
 
 Every command takes the same ``key.sub=value`` overrides (``train.lr=3e-4``,
 ``eval.solver.kind=icem``); errors are one :class:`ConfigError` naming the key.
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from lewm.data.config import DataConfig
 from lewm.models import EncoderConfig, LeWMConfig, PredictorConfig, model_config
 from lewm.models.encoders import IMAGENET_MEAN, IMAGENET_STD
 from lewm.planning.config import EvalConfig
@@ -32,6 +34,7 @@ class Config:
     model: Any = choice(model_config, LeWMConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    data: DataConfig = field(default_factory=DataConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

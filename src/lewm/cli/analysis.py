@@ -22,12 +22,13 @@ def _progress(args: argparse.Namespace) -> bool | None:
 
 
 def _dataset(model, data: str | None):
-    from lewm.data.hdf5 import EpisodeDataset
+    from lewm.data.config import DataConfig
 
     path = data or (model.metadata or {}).get("dataset")
     if path is None:
         raise ValueError("--data is required: the checkpoint does not record its dataset")
-    return EpisodeDataset(path, in_memory=False)  # analyses read a few thousand rows
+    # the camera/columns the model was trained on; analyses read a few thousand rows
+    return DataConfig.recorded(model.metadata).open(path, in_memory=False, recorded=True)
 
 
 def _out_dir(args, ckpt: Path, name: str) -> Path:

@@ -71,6 +71,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         base = preset(args.preset or "cpu")
     cfg = apply_overrides(base, args.overrides)
+    chosen = {"camera": args.camera, "action_key": args.action_key, "state_key": args.state_key}
+    if any(v is not None for v in chosen.values()):  # the flags are data.* overrides
+        from lewm.data.config import DataConfig
+
+        given = {k: v for k, v in chosen.items() if v is not None}
+        cfg.data = DataConfig(**{**vars(cfg.data), **given})
     res = train(
         cfg,
         args.data,
@@ -159,8 +165,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train a world model on an episode HDF5 file")
-    t.add_argument("--data", required=True, help="episode HDF5 file (see `lewm collect`)")
+    t = sub.add_parser(
+        "train", help="train a world model on an episode HDF5 file or a LeRobot dataset folder"
+    )
+    t.add_argument(
+        "--data",
+        required=True,
+        help="episode HDF5 file (see `lewm collect`; the authors' files too) or a local "
+        "LeRobot v3.0 dataset folder",
+    )
+    t.add_argument(
+        "--camera",
+        default=None,
+        help="LeRobot: the camera feature to train on, e.g. observation.images.top (default: "
+        "the first RGB camera; = data.camera)",
+    )
+    t.add_argument(
+        "--action-key",
+        default=None,
+        help="LeRobot: the action column (default: action; = data.action_key)",
+    )
+    t.add_argument(
+        "--state-key",
+        default=None,
+        help="LeRobot: the state column (default: observation.state; = data.state_key)",
+    )
     t.add_argument("--out", required=True, help="run directory (metrics, checkpoints, model/)")
     t.add_argument(
         "--preset",

@@ -18,10 +18,11 @@ def _action_stats(data: str) -> tuple[object, dict]:
     dataset's ``action`` column) and what the checkpoint records about the data."""
     import numpy as np
 
-    from lewm.data.hdf5 import DataError, EpisodeDataset
+    from lewm.data.hdf5 import DataError
     from lewm.data.normalize import Normalizer
+    from lewm.data.open import open_dataset
 
-    ds = EpisodeDataset(data, in_memory=False)
+    ds = open_dataset(data, in_memory=False)
     try:
         actions = np.asarray(ds.column("action")[:], np.float64).reshape(ds.num_steps, -1)
         env = ds.attrs.get("env") if hasattr(ds, "attrs") else None

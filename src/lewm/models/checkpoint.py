@@ -273,6 +273,10 @@ _METADATA: dict[str, tuple[str, Any]] = {
             and _is_number(v.get("val_fraction"))
         ),
     ),
+    "data_options": (
+        "an object of strings",
+        lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+    ),
     "action_range": (
         "null or [[low, ...], [high, ...]]",
         lambda v: (

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from lewm.data.clips import ClipSampler, EpochBatches, split_episodes
-from lewm.data.hdf5 import DataError, EpisodeDataset
+from lewm.data.config import DataConfig
+from lewm.data.hdf5 import DataError
 from lewm.data.normalize import Normalizer
 from lewm.losses import latent_std, straightness
 from lewm.models import build_model, build_objective
@@ -175,7 +176,8 @@ class Trainer:
 
         # data --------------------------------------------------------------------------------
         self.data_path = Path(data)
-        self.dataset = EpisodeDataset(self.data_path)
+        self.data_config = getattr(config, "data", None) or DataConfig()
+        self.dataset = self.data_config.open(self.data_path)
         self.fingerprint = rundir.data_fingerprint(self.dataset)
         if resume:
             other = rundir.check_same_data(self._run_record, self.data_path, self.fingerprint)
@@ -231,6 +233,7 @@ class Trainer:
             },
             "image_shape": list(self.dataset.image_shape),
             "env": self.dataset.attrs.get("env"),
+            "data_options": self.data_config.options(),
             # the span of the training actions: evaluation checks it fits the env's action space
             "action_range": [finite.min(0).tolist(), finite.max(0).tolist()]
             if len(finite)
@@ -597,7 +600,8 @@ class _StopRequest:
 def train(
     config: RunConfig, data: str | os.PathLike, out: str | os.PathLike, **kwargs: Any
 ) -> TrainResult:
-    """Train the world model of ``config.model`` (any registered kind) on an episode HDF5 file;
+    """Train the world model of ``config.model`` (any registered kind) on an episode HDF5 file
+    or a LeRobot dataset folder (read as ``config.data`` says, when the config has that section);
     see :class:`Trainer` (``distributed=True`` under torchrun). Leaves the process group
     afterwards if it joined it."""
     stop_after = kwargs.pop("stop_after", None)

@@ -66,3 +66,12 @@ def test_analysis_user_errors_are_one_line(tiny_run, tmp_path, capsys):
     assert err.count("\n") == 1 and "available: pusht, tworoom" in err
     assert main(["probe", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["probe", "surprise", "viz"])
+def test_analyses_refuse_a_gym_env_with_the_reason(tiny_run, command, capsys):
+    capsys.readouterr()
+    args = [command, str(tiny_run), "--env", "gym:gym_pusht/PushT-v0", "--any-env"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "registered with lewm" in err and "EnvSpec" in err

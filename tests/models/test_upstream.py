@@ -438,3 +438,20 @@ def test_cli_import_with_data_then_export(tmp_path, capsys):
     for k, v in model.state_dict().items():
         assert torch.equal(again.state_dict()[k], v), k
     assert again.normalizer.to_dict() == model.normalizer.to_dict()
+
+
+def test_an_imported_checkpoint_plans_in_lewm(tmp_path, capsys):
+    """import --data on an episode file, then lewm eval plans with it (random weights of the
+    authors' fixture: the plumbing is checked, not success)."""
+    data, ck = tmp_path / "tr.h5", tmp_path / "ck"
+    assert main(["collect", "tworoom", "--episodes", "3", "--out", str(data)]) == 0
+    assert (
+        main(["import", str(FOLDERS["transformers-5"]), "--out", str(ck), "--data", str(data)]) == 0
+    )
+    capsys.readouterr()
+    args = ["eval", str(ck), "--env", "tworoom", "--data", str(data), "--episodes", "2"]
+    args += ["--budget", "6", "--goal-offset", "6", "--samples", "8", "--iterations", "1"]
+    args += ["--elites", "2", "--split", "all", "--no-progress"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["episodes"] == 2 and report["plans"] >= 2

@@ -37,8 +37,22 @@ def _out_dir(args, ckpt: Path, name: str) -> Path:
     return (ckpt.parent if ckpt.name == "model" else ckpt) / f"{name}_{args.env}"
 
 
+def _analysis_env(name: str) -> str:
+    """Analyses need what lewm's own environments describe (probe quantities, surprise
+    perturbations, state grids): refuse a ``gym:ID`` name with the reason."""
+    if name.startswith("gym:"):
+        raise ValueError(
+            f"{name}: probe, surprise and viz need an environment registered with lewm (its "
+            "EnvSpec names the probed quantities, the surprise perturbations and the state "
+            "grid); a gym:ID environment works with collect and eval - give --env with a "
+            "registered one (lewm.envs.ENV_NAMES), or register an EnvSpec for it"
+        )
+    return name
+
+
 def _env_from(model, env: str | None, any_env: bool = False, registered: bool = False) -> str:
     if env is not None:
+        _analysis_env(env)
         if registered:  # an unknown name first gets the list of environments
             from lewm.envs import get_spec
 
@@ -47,6 +61,7 @@ def _env_from(model, env: str | None, any_env: bool = False, registered: bool = 
         return env
     guess = (model.metadata or {}).get("env")
     if guess:
+        _analysis_env(guess)
         if registered:
             from lewm.envs import get_spec
 

@@ -5,11 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 
+def same_env(a: str, b: str) -> bool:
+    """Whether two environment names mean the same environment: equal names, or ``gym:`` names
+    with the same gymnasium id (``gym:MODULE:ID`` is ``gym:ID``), or ``gym:`` + the id of a
+    registered environment and its short name (``gym:lewm/TwoRoom-v0`` is ``tworoom``)."""
+    from lewm.envs import ENVS, gym_id, is_gym_name
+
+    def canonical(name: str) -> str:
+        if not is_gym_name(name):
+            return name
+        env_id = gym_id(name)
+        return next((s.name for s in ENVS.values() if s.id == env_id), f"gym:{env_id}")
+
+    return a == b or canonical(a) == canonical(b)
+
+
 def check_env(model: Any, env: str, any_env: bool) -> None:
     """Refuse to run a model on an environment other than the one its training data came from
-    (recorded in its metadata), unless the user says so with ``--any-env``."""
+    (recorded in its metadata: ``lewm collect gym:ID`` data records ``gym:ID``), unless the user
+    says so with ``--any-env``."""
     recorded = (getattr(model, "metadata", None) or {}).get("env")
-    if recorded and recorded != env and not any_env:
+    if recorded and not same_env(recorded, env) and not any_env:
         raise ValueError(
             f"--env {env!r}: the model was trained on {recorded!r} data, not {env!r}: its "
             "numbers there would mean nothing; pass --any-env to run it anyway"

@@ -4,14 +4,83 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from pathlib import Path
+from typing import Any
 
-from lewm.cli.common import check_env, integer, number, seed_arg
+from lewm.cli.common import check_env, given, integer, number, seed_arg
+
+GYM_HELP = (
+    "gym:ID is any Gymnasium environment (gym:MODULE:ID imports MODULE first; gym:ns/Name-v0 "
+    "imports ns if it is a module). --gym-make KEY=VALUE (repeatable) passes a keyword argument "
+    "to gymnasium.make; --gym-adapter KEY=VALUE (repeatable) sets how lewm reads the env: "
+    "pixels (render | obs | obs:KEY), state (obs | obs:KEY | info:KEY, comma-separated), "
+    "reset_option, reset_method, reset_correction, goal_option, goal_image (render | dataset), "
+    "success (info | terminated), success_keys. VALUEs are JSON when they parse (64, true, null, "
+    "[...]), text otherwise."
+)
+
+
+def key_values(items: list[str] | None, flag: str) -> dict[str, Any]:
+    """Repeated ``KEY=VALUE`` options as a dict; a VALUE that parses as JSON (numbers, true,
+    false, null, lists, objects) is that value, anything else the text itself."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ValueError(f"{flag} takes KEY=VALUE with KEY a name, got {item!r}")
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
+
+
+def _gym_only(args: argparse.Namespace, flags: dict[str, Any]) -> None:
+    """Refuse the options of gym:ID environments for a registered environment."""
+    used = [flag for flag, value in flags.items() if value]
+    if used:
+        raise ValueError(
+            f"{', '.join(used)}: only for gym:ID environments, not for the registered "
+            f"environment {args.env!r}"
+        )
+
+
+def _collect_gym(args: argparse.Namespace) -> dict[str, Any]:
+    from lewm.envs import collect_gym
+
+    for flag, value in (("--noise", args.noise), ("--explore", args.explore)):
+        if value is not None:
+            raise ValueError(
+                f"{flag} is an option of lewm's scripted collectors; a gym:ID environment is "
+                "collected with a uniform random policy in its action space, or with "
+                "--policy module:callable"
+            )
+    return collect_gym(
+        args.out,
+        args.episodes,
+        env=args.env,
+        make=key_values(args.gym_make, "--gym-make"),
+        adapter=key_values(args.gym_adapter, "--gym-adapter"),
+        policy=args.policy,
+        overwrite=args.overwrite,
+        progress=False if args.no_progress else None,
+        **given(resolution=args.resolution, seed=args.seed, max_steps=args.max_steps),
+    )
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from lewm.envs import get_spec
+    from lewm.envs import get_spec, is_gym_name
 
+    if is_gym_name(args.env):
+        stats = _collect_gym(args)
+        print(json.dumps({"out": args.out, **stats}, indent=2, default=float))
+        return 0
+    _gym_only(
+        args,
+        {"--gym-make": args.gym_make, "--gym-adapter": args.gym_adapter, "--policy": args.policy},
+    )
     spec = get_spec(args.env)
     # the collector's own options, from flags given (unset flags leave its defaults alone)
     flags = {"--noise": ("noise_std", args.noise), "--explore": ("explore", args.explore)}
@@ -98,12 +167,57 @@ def eval_config_from_args(args: argparse.Namespace):
     return apply_overrides(cfg, solver_flags).eval
 
 
+def gym_env_options(args: argparse.Namespace, data: str | None) -> dict[str, Any]:
+    """``make_env`` options of a gym:ID environment: the make kwargs and adapter settings the
+    dataset was collected with (``lewm collect gym:ID`` records them), updated key by key by
+    ``--gym-make`` / ``--gym-adapter``. Checked (the id imported and found) before any work."""
+    from lewm.envs import gym_config, gym_id
+    from lewm.envs.gym_adapter import resolve
+
+    make: dict[str, Any] = {}
+    adapter: dict[str, Any] = {}
+    recorded = _dataset_attrs(data)
+    env = recorded.get("env")
+    if isinstance(env, str) and gym_id(env) == gym_id(args.env):
+        try:
+            make = json.loads(recorded.get("gym_make") or "{}")
+            adapter = json.loads(recorded.get("gym_adapter") or "{}")
+        except json.JSONDecodeError as e:
+            raise ValueError(
+                f"dataset {data}: its recorded gym_make / gym_adapter attributes are not JSON "
+                f"({e}); give the settings with --gym-make / --gym-adapter"
+            ) from None
+    make.update(key_values(args.gym_make, "--gym-make"))
+    adapter.update(key_values(args.gym_adapter, "--gym-adapter"))
+    resolve(gym_config(args.env, make, adapter))
+    return {"make": make, "adapter": adapter}
+
+
+def _dataset_attrs(data: str | None) -> dict[str, Any]:
+    """The attributes of episode file ``data`` ({} if it cannot be read: evaluation then says
+    why)."""
+    import h5py
+
+    if data is None:
+        return {}
+    try:
+        with h5py.File(data, "r") as f:
+            return {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+    except (OSError, ValueError):
+        return {}
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from lewm.envs import get_spec
+    from lewm.envs import get_spec, gym_config, is_gym_name
     from lewm.models import load
     from lewm.planning.evaluate import eval_folder_name, evaluate
 
-    get_spec(args.env)  # an unknown environment fails before any work
+    gym_env = is_gym_name(args.env)
+    if gym_env:
+        gym_config(args.env)  # a malformed name fails before any work
+    else:
+        get_spec(args.env)  # an unknown environment fails before any work
+        _gym_only(args, {"--gym-make": args.gym_make, "--gym-adapter": args.gym_adapter})
     cfg = eval_config_from_args(args)
     # the random policy does not use the model, but its metadata (dataset, episode split) makes
     # it draw the same held-out tasks as the planner
@@ -112,8 +226,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     data = args.data or model.metadata.get("dataset")
     if data is None:
         raise ValueError("--data is required: the checkpoint does not record its dataset")
+    env_options = gym_env_options(args, data) if gym_env else None
     # by default a folder per setting, beside the model: comparing solvers never overwrites
-    out = Path(args.out or Path(args.checkpoint) / eval_folder_name(args.env, cfg, data))
+    folder = eval_folder_name(args.env, cfg, data, env_options)
+    out = Path(args.out or Path(args.checkpoint) / folder)
     progress = False if args.no_progress else None
     if args.distributed:
         from lewm.planning.evaluate import evaluate_distributed
@@ -122,7 +238,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         info = init("auto")
         try:
             res = evaluate_distributed(
-                model, args.env, data, cfg, out, info, progress=progress, overwrite=args.overwrite
+                model,
+                args.env,
+                data,
+                cfg,
+                out,
+                info,
+                progress=progress,
+                overwrite=args.overwrite,
+                env_options=env_options,
             )
         finally:
             shutdown(info)
@@ -130,7 +254,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return 0
     else:
         res = evaluate(
-            model, args.env, data, cfg, out_dir=out, progress=progress, overwrite=args.overwrite
+            model,
+            args.env,
+            data,
+            cfg,
+            out_dir=out,
+            progress=progress,
+            overwrite=args.overwrite,
+            env_options=env_options,
         )
     print(
         json.dumps(
@@ -162,7 +293,15 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     preset's eval section, i.e. the paper's protocol)."""
     from lewm.config import PRESETS
 
-    p.add_argument("--env", default="tworoom", help="environment name (default: tworoom)")
+    p.add_argument(
+        "--env",
+        default="tworoom",
+        help="environment: a registered name (tworoom, pusht) or gym:ID (default: tworoom). "
+        + GYM_HELP
+        + " For gym:ID the settings recorded in the dataset by `lewm collect gym:ID` are used, "
+        "updated key by key by these options.",
+    )
+    _add_gym_args(p)
     p.add_argument(
         "--data",
         default=None,
@@ -237,10 +376,42 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_gym_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--gym-make",
+        action="append",
+        metavar="KEY=VALUE",
+        help="gym:ID only: a keyword argument of gymnasium.make (repeatable), e.g. "
+        "--gym-make obs_type=pixels_agent_pos",
+    )
+    p.add_argument(
+        "--gym-adapter",
+        action="append",
+        metavar="KEY=VALUE",
+        help="gym:ID only: an adapter setting (repeatable), e.g. --gym-adapter "
+        "reset_option=reset_to_state --gym-adapter state=info:pos_agent,info:block_pose",
+    )
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the job subcommands on the main parser."""
-    c = sub.add_parser("collect", help="collect an episode dataset from a scripted expert")
-    c.add_argument("env", help="environment name, e.g. tworoom or pusht")
+    c = sub.add_parser(
+        "collect",
+        help="collect an episode dataset from a scripted expert (or a random policy in any "
+        "Gymnasium environment, gym:ID)",
+        description=textwrap.fill("Collect episodes into an HDF5 file. " + GYM_HELP, 78),
+        epilog="example (huggingface/gym-pusht):\n"
+        "  lewm collect gym:gym_pusht/PushT-v0 --episodes 20 --out pusht.h5 --resolution 64 \\\n"
+        "    --gym-make obs_type=pixels_agent_pos \\\n"
+        "    --gym-make observation_width=64 --gym-make observation_height=64 \\\n"
+        "    --gym-adapter pixels=obs:pixels \\\n"
+        "    --gym-adapter state=info:pos_agent,info:block_pose \\\n"
+        "    --gym-adapter reset_option=reset_to_state --gym-adapter reset_correction=1",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument(
+        "env", help="environment: a registered name (tworoom, pusht) or gym:ID (see above)"
+    )
     c.add_argument("--episodes", type=integer(1, 10**7), required=True)
     c.add_argument("--out", required=True, help="output .h5 file")
     c.add_argument("--resolution", type=integer(8, 4096), help="image side in pixels (default: 64)")
@@ -264,6 +435,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="explore (pusht): fraction of steps spent in random action segments between pushes "
         "(default: the environment's)",
+    )
+    _add_gym_args(c)
+    c.add_argument(
+        "--policy",
+        default=None,
+        metavar="MODULE:CALLABLE",
+        help="gym:ID only: policy(observation, action_space, rng) -> action, actions clipped into "
+        "the action space (default: uniform random in the action space)",
     )
     c.add_argument("--overwrite", action="store_true")
     c.add_argument("--no-progress", action="store_true")

@@ -12,6 +12,10 @@ dependencies, and h5py for collection, are imported when they are used.
 
 A new environment is a folder here whose ``__init__`` calls ``register(EnvSpec(...))`` once, and
 one import line below.
+
+Any other Gymnasium environment needs no code: ``make_env("gym:ID", resolution=R, make={...},
+adapter={...})`` wraps it in a :class:`GymAdapter` configured by data (:mod:`.gym_adapter`), and
+``lewm collect gym:ID`` / ``lewm eval --env gym:ID`` use it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,27 @@ from __future__ import annotations
 from typing import Any
 
 from lewm.envs import pusht, tworoom  # noqa: F401  (each registers its spec)
-from lewm.envs.registry import ENVS, EnvSpec, get_spec, make_env, register, register_envs
+from lewm.envs.gym_adapter import (
+    GYM_PREFIX,
+    GymAdapter,
+    GymAdapterConfig,
+    collect_gym,
+    gym_config,
+    gym_id,
+    is_gym_name,
+    make_gym_env,
+)
+from lewm.envs.registry import (
+    ENVS,
+    FACTORIES,
+    EnvSpec,
+    get_spec,
+    make_env,
+    register,
+    register_envs,
+)
+
+FACTORIES[GYM_PREFIX] = make_gym_env  # make_env("gym:ID", ...): any Gymnasium environment
 
 
 def __getattr__(name: str) -> Any:
@@ -35,9 +59,18 @@ __all__ = [
     "ENVS",
     "ENV_IDS",
     "ENV_NAMES",
+    "FACTORIES",
+    "GYM_PREFIX",
     "EnvSpec",
+    "GymAdapter",
+    "GymAdapterConfig",
+    "collect_gym",
     "get_spec",
+    "gym_config",
+    "gym_id",
+    "is_gym_name",
     "make_env",
+    "make_gym_env",
     "register",
     "register_envs",
 ]

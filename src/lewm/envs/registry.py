@@ -136,10 +136,20 @@ def register_envs() -> None:
         _register_gym(spec)
 
 
+# name prefix -> factory(name, **kwargs) for environments that are not registered specs:
+# "gym:" (any Gymnasium id, through lewm.envs.gym_adapter), added by lewm/envs/__init__.py
+FACTORIES: dict[str, Callable[..., gym.Env]] = {}
+
+
 def make_env(name: str, **kwargs: Any) -> gym.Env:
     """The bare environment ``name`` (e.g. ``"tworoom"``) built with constructor ``kwargs``:
     no TimeLimit, no checker wrappers, so ``env.render_state`` and ``env.state`` are reachable and
-    the caller owns the step budget."""
+    the caller owns the step budget. A name with a prefix of :data:`FACTORIES` is built by that
+    factory instead: ``make_env("gym:ID", resolution=R, make={...}, adapter={...})`` is any
+    Gymnasium environment behind :class:`lewm.envs.gym_adapter.GymAdapter`."""
+    for prefix, factory in FACTORIES.items():
+        if name.startswith(prefix):
+            return factory(name, **kwargs)
     spec = get_spec(name)
     _register_gym(spec)
     return gym.make(spec.id, disable_env_checker=True, **kwargs).unwrapped

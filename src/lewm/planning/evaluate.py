@@ -2,8 +2,13 @@
 
 Start = a random step of a dataset episode; goal = the state ``goal_offset`` steps later in the
 same episode. The environment is reset to the start state, the goal image is *rendered by the
-environment* from the goal state (no dataset frame needed), and an episode succeeds if the
-environment reports success at any step within ``budget`` steps.
+environment* from the goal state (``env.render_state``; an env without one, or whose
+``render_state`` is None, gets the dataset frame of the goal row instead), and an episode
+succeeds if the environment reports success at any step within ``budget`` steps.
+
+Environments are built by :func:`lewm.envs.make_env`: a registered name (``"tworoom"``) or any
+Gymnasium id as ``"gym:ID"``, whose gymnasium.make kwargs and adapter settings come in
+``env_options`` (``{"make": {...}, "adapter": {...}}``, see :mod:`lewm.envs.gym_adapter`).
 
 Every action sent to an environment lies in its action space: the random policy draws inside the
 bounds, and planned actions are clipped to them (the executed action, not the planned one, is
@@ -17,7 +22,9 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +33,7 @@ import numpy as np
 import torch
 
 from lewm.data.clips import split_episodes
+from lewm.data.config import DataConfig
 from lewm.data.hdf5 import DataError, EpisodeDataset
 from lewm.planning.config import EvalConfig
 from lewm.planning.mpc import MPCController, Planner
@@ -109,10 +117,23 @@ class EvalResult:
 _ERROR_KEYS = ("distance", "pos_error", "angle_error")
 
 
-def _make_envs(env_name: str, n: int, resolution: int):
+def _make_envs(env_name: str, n: int, resolution: int, **options: Any):
+    """``n`` environments ``env_name`` at ``resolution``; ``options``: more keyword arguments of
+    :func:`lewm.envs.make_env` (for ``gym:ID`` names: ``make`` and ``adapter``)."""
     from lewm.envs import make_env
 
-    return [make_env(env_name, resolution=resolution) for _ in range(n)]
+    return [make_env(env_name, resolution=resolution, **options) for _ in range(n)]
+
+
+def _goal_frame(dataset: EpisodeDataset, row: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The dataset frame of ``row`` as the goal image, resized to the env's frame ``shape``
+    (r, r, 3) if it differs."""
+    frame = np.asarray(dataset.rows("pixels", np.asarray(row)))  # (h, w, 3)
+    if frame.shape == tuple(shape):
+        return frame
+    from lewm.envs.gym_adapter import resize_frame
+
+    return resize_frame(frame, int(shape[0]), "the dataset's goal frame")
 
 
 def action_bounds(space: Any, env_name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -130,13 +151,23 @@ def action_bounds(space: Any, env_name: str) -> tuple[np.ndarray, np.ndarray]:
 EVAL_FILE = "eval.json"
 
 
-def eval_folder_name(env_name: str, cfg: EvalConfig, data: str | os.PathLike) -> str:
+def eval_folder_name(
+    env_name: str,
+    cfg: EvalConfig,
+    data: str | os.PathLike,
+    env_options: Mapping[str, Any] | None = None,
+) -> str:
     """A folder name that reflects the evaluation: env, policy, solver and a digest of every
-    setting and the task file, so runs with other settings never share a folder."""
+    setting (the env's options among them) and the task file, so runs with other settings never
+    share a folder. An env name such as ``gym:ns/Name-v0`` is written ``gym-ns-Name-v0``."""
     settings = {"env": env_name, "data": str(Path(data).resolve()), **to_dict(cfg)}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    if env_options:
+        settings["env_options"] = env_options
+    text = json.dumps(settings, sort_keys=True, default=str)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
     what = "random" if cfg.policy == "random" else f"{cfg.policy}_{cfg.solver.kind}"
-    return f"eval_{env_name}_{what}_{digest}"
+    env_part = re.sub(r"[^A-Za-z0-9_.-]+", "-", env_name).strip("-.") or "env"
+    return f"eval_{env_part}_{what}_{digest}"
 
 
 def prepare_eval_dir(out_dir: str | os.PathLike, overwrite: bool) -> Path:
@@ -167,6 +198,7 @@ def evaluate(
     progress: bool | None = None,
     shard: tuple[int, int] | None = None,
     overwrite: bool = False,
+    env_options: Mapping[str, Any] | None = None,
 ) -> EvalResult:
     """Run the protocol; write ``eval.json`` and GIFs into ``out_dir`` if given.
 
@@ -178,13 +210,17 @@ def evaluate(
     and unsharded planning runs are statistically, not bitwise, equivalent. ``progress``: a bar
     over the step budget (None: when stderr is a terminal). An ``out_dir`` that already holds an
     evaluation is refused unless ``overwrite`` (checked before any work; shards leave the check
-    to their caller, see :func:`evaluate_distributed`).
+    to their caller, see :func:`evaluate_distributed`). ``env_options``: more keyword arguments
+    of :func:`lewm.envs.make_env` (for ``gym:ID``: ``{"make": {...}, "adapter": {...}}``).
     """
     t0 = time.perf_counter()
     if out_dir is not None and shard is None:
         prepare_eval_dir(out_dir, overwrite)
     data_path = Path(data)
-    dataset = EpisodeDataset(data_path, in_memory=False)
+    # an HDF5 file or a LeRobot folder, read with the camera/columns the model was trained on
+    dataset = DataConfig.recorded(getattr(model, "metadata", None)).open(
+        data_path, in_memory=False, recorded=True
+    )
     if not dataset.has("state"):
         raise DataError(
             f"dataset {data_path} has no 'state' column: evaluation resets the environment to "
@@ -202,7 +238,7 @@ def evaluate(
         raise ValueError(f"{n} evaluation processes for {len(all_tasks)} episodes: use fewer")
     states = dataset.column("state")
     res = dataset.image_shape[0]
-    envs = _make_envs(env_name, len(tasks), res)
+    envs = _make_envs(env_name, len(tasks), res, **dict(env_options or {}))
     low, high = action_bounds(envs[0].action_space, env_name)  # (A,) each
     action_dim = len(low)
     if model is not None and model.action_dim != action_dim:
@@ -226,13 +262,21 @@ def evaluate(
             f"has {action_dim}"
         )
     goals, frames0 = [], []
+    goal_source = "env"  # who made the goal images: the env (render_state) or the dataset
     for env, (ep, s) in zip(envs, tasks, strict=True):
         row = int(dataset.ep_offset[ep]) + s
         start, goal = np.asarray(states[row]), np.asarray(states[row + cfg.goal_offset])
         env.reset(seed=cfg.seed, options={"state": start, "goal_state": goal})
-        goals.append(env.render_state(goal))
         frames0.append(env.render())
+        render_state = getattr(env, "render_state", None)  # None: the env renders no states
+        if render_state is not None:
+            goals.append(render_state(goal))
+        else:
+            goals.append(_goal_frame(dataset, row + cfg.goal_offset, frames0[-1].shape))
+            goal_source = "dataset"
     goal_px = np.stack(goals)  # (E, h, w, 3)
+    if goal_source == "dataset":
+        log.info("%s renders no states: the goal images are the dataset's frames", env_name)
 
     if out_dir is not None:  # a read-only or full disk fails now, not after the evaluation
         check_can_create(out_dir)
@@ -298,6 +342,8 @@ def evaluate(
             "data": str(data_path),
             "threads": torch.get_num_threads(),
             "processes": n,
+            "goal_image": goal_source,
+            **({"env_options": dict(env_options)} if env_options else {}),
         },
         task_index=index,
         final_errors=final_errors,
@@ -374,6 +420,7 @@ def evaluate_distributed(
     info: DistInfo,
     progress: bool | None = None,
     overwrite: bool = False,
+    env_options: Mapping[str, Any] | None = None,
 ) -> EvalResult:
     """One torchrun worker's part of :func:`evaluate`: evaluate this rank's shard of the tasks,
     gather every shard, and (rank 0) write the merged ``eval.json``. Returns the merged result on
@@ -398,6 +445,7 @@ def evaluate_distributed(
         device=info.device,
         progress=progress if info.is_main else False,
         shard=(info.rank, info.world_size),
+        env_options=env_options,
     )
     merged = merge_results(gather_objects(local, info))
     if info.is_main and out_dir is not None:

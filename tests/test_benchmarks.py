@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-SCRIPTS = sorted(BENCHMARKS.glob("**/*.py"))
+# scripts; modules named _*.py are helpers they import (benchmarks/_shared.py)
+SCRIPTS = sorted(p for p in BENCHMARKS.glob("**/*.py") if not p.name.startswith("_"))
 
 
 def _help(script: Path) -> tuple[Path, subprocess.CompletedProcess]:

@@ -55,10 +55,12 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/
+from _shared import run_lewm  # noqa: E402
 
 ENV = "gym:gym_pusht/PushT-v0"
 
@@ -86,18 +88,6 @@ def options(make: dict, adapter: dict) -> list[str]:
     for k, v in adapter.items():
         out += ["--gym-adapter", f"{k}={','.join(v) if isinstance(v, list) else v}"]
     return out
-
-
-def lewm(*args: str) -> dict:
-    cmd = [sys.executable, "-m", "lewm.cli.main", *args]
-    print("+ lewm " + shlex.join(args), file=sys.stderr, flush=True)
-    t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode:
-        sys.exit(f"lewm {args[0]} failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
-    res = json.loads(r.stdout[r.stdout.index("{") :])
-    res["_seconds"] = round(time.perf_counter() - t, 1)
-    return res
 
 
 def report(check: str, **fields) -> None:
@@ -266,19 +256,19 @@ def main() -> None:
     data, run = a.out / "pusht.h5", a.out / "run"
     make, adapter = settings(a.resolution)
     t0 = time.perf_counter()
-    collect = lewm(
+    collect = run_lewm(
         "collect", ENV, "--episodes", str(a.episodes), "--out", str(data), "--overwrite",
         "--resolution", str(a.resolution), "--seed", str(a.seed), "--max-steps",
-        str(a.max_steps), "--no-progress", *options(make, adapter),
+        str(a.max_steps), "--no-progress", *options(make, adapter), echo=sys.stderr,
     )  # fmt: skip
     report("collect", **collect)
     check_replay(data, a.seed, make)
     check_states(data, a.resolution, make, adapter, a.state_rows)
     check_render(a.resolution, make, adapter)
-    train = lewm(
+    train = run_lewm(
         "train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--overwrite",
         "--no-progress", "model.predictor.history=1", f"train.steps={a.train_steps}",
-        "train.val_every=0", "train.ckpt_every=0",
+        "train.val_every=0", "train.ckpt_every=0", echo=sys.stderr,
     )  # fmt: skip
     report("train", **train)
     run_eval(run, data, a)

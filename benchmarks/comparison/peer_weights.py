@@ -40,6 +40,10 @@ from torch import Tensor
 
 from lewm.config import PRESETS, preset
 from lewm.models import LeWM, LeWMConfig, build_model, load
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/
+from _shared import perturb  # noqa: E402
+
 from lewm.models.upstream import check_exportable, to_upstream_state_dict
 
 PEER_PLAN = Path(__file__).with_name("peer_plan.py")
@@ -122,23 +126,6 @@ def run_peer(
 
 
 # -- verification ----------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def perturb(model: LeWM, seed: int) -> None:
-    """Move every weight and BatchNorm statistic away from its init (AdaLN-zero gates start at
-    zero, BN statistics at 0/1: the random-init model would not test their mapping)."""
-    g = torch.Generator().manual_seed(seed + 1)
-    for name, t in model.state_dict().items():
-        if not t.is_floating_point():
-            continue
-        if name.endswith("running_var"):
-            t.copy_(torch.rand(t.shape, generator=g) * 1.5 + 0.5)
-        elif name.endswith("running_mean"):
-            t.copy_(torch.randn(t.shape, generator=g) * 0.1)
-        else:
-            scale = 0.03 if t.ndim >= 2 else 0.1
-            t.add_(torch.randn(t.shape, generator=g) * scale)
 
 
 def _diff(a: Tensor, b: Tensor) -> dict:

@@ -33,6 +33,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/
+from _shared import perturb  # noqa: E402
+
 from lewm.models.upstream import (
     compare_outputs,
     export_upstream,
@@ -54,20 +57,6 @@ def peer(python: str, args: list[str], pythonpath: str | None) -> dict:
     if r.returncode or not lines:
         raise SystemExit(f"upstream_reference.py failed ({r.returncode}):\n{r.stderr[-3000:]}")
     return json.loads(lines[-1])
-
-
-@torch.no_grad()
-def perturb(model: torch.nn.Module, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    for name, t in model.state_dict().items():
-        if not t.is_floating_point():
-            continue
-        if name.endswith("running_var"):
-            t.copy_(torch.rand(t.shape, generator=g) * 1.5 + 0.5)
-        elif name.endswith("running_mean"):
-            t.copy_(torch.randn(t.shape, generator=g) * 0.1)
-        else:
-            t.add_(torch.randn(t.shape, generator=g) * (0.03 if t.ndim >= 2 else 0.1))
 
 
 def check(a: argparse.Namespace, size: str, version: str, tmp: Path) -> dict:

@@ -46,6 +46,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peer_plan import import_peer  # noqa: E402  (the torchvision stand-in, then swm)
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/
+from _shared import perturb  # noqa: E402
+
 SIZES = {
     # the paper model: cfg.model of stable-worldmodel's scripts/train/config/lewm.yaml, resolved
     # for PushT (action_encoder.input_dim = frameskip 5 x action_dim 2)
@@ -166,22 +169,6 @@ def ensure_vit_factory() -> str:
         }
     )
     return "stand-in"
-
-
-@torch.no_grad()
-def perturb(model: torch.nn.Module, seed: int) -> None:
-    """Every weight and BatchNorm statistic away from its init (AdaLN-zero gates start at 0)."""
-    g = torch.Generator().manual_seed(seed + 1)
-    for name, t in model.state_dict().items():
-        if not t.is_floating_point():
-            t.fill_(7)  # num_batches_tracked
-            continue
-        if name.endswith("running_var"):
-            t.copy_(torch.rand(t.shape, generator=g) * 1.5 + 0.5)
-        elif name.endswith("running_mean"):
-            t.copy_(torch.randn(t.shape, generator=g) * 0.1)
-        else:
-            t.add_(torch.randn(t.shape, generator=g) * (0.03 if t.ndim >= 2 else 0.1))
 
 
 def make_inputs(cfg: dict, seed: int, B: int = 2, C: int = 3, S: int = 5, H: int = 4) -> dict:

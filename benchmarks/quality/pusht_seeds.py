@@ -21,25 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/
+from _shared import run_lewm  # noqa: E402
+
 PRESET = "pusht-cpu"
-
-
-def _lewm(*args: str) -> dict:
-    cmd = [sys.executable, "-m", "lewm.cli.main", *args]
-    print("+ lewm " + shlex.join(args), flush=True)
-    t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode:
-        sys.exit(f"lewm {args[0]} failed (exit {r.returncode}):\n{r.stderr[-3000:]}")
-    res = json.loads(r.stdout[r.stdout.index("{") :])
-    res["_seconds"] = round(time.perf_counter() - t, 1)
-    return res
 
 
 def run_seed(out: Path, seed: int, a: argparse.Namespace) -> dict:
@@ -52,13 +40,13 @@ def run_seed(out: Path, seed: int, a: argparse.Namespace) -> dict:
     summary.update(overrides=train_extra, eval_overrides=eval_extra)
     summary.update(noise=a.noise, explore=a.explore)
     if not data.exists():
-        summary["collect"] = _lewm(
+        summary["collect"] = run_lewm(
             "collect", "pusht", "--episodes", str(a.episodes), "--out", str(data),
             "--seed", str(seed), "--noise", str(a.noise), "--explore", str(a.explore),
             "--no-progress",
         )  # fmt: skip
     run = out / "run"
-    summary["train"] = _lewm(
+    summary["train"] = run_lewm(
         "train", "--data", str(data), "--out", str(run), "--overwrite", "--no-progress",
         "--preset", PRESET, *steps, f"train.seed={seed}", *train_extra,
     )  # fmt: skip
@@ -67,14 +55,14 @@ def run_seed(out: Path, seed: int, a: argparse.Namespace) -> dict:
     # segments), so that every recipe is scored on the same kind of purposeful pushes.
     tasks = out / "eval_tasks.h5"
     if not tasks.exists():
-        summary["collect_eval"] = _lewm(
+        summary["collect_eval"] = run_lewm(
             "collect", "pusht", "--episodes", str(a.eval_tasks), "--out", str(tasks),
             "--seed", str(10_000 + seed), "--no-progress",
         )  # fmt: skip
     common = ["--env", "pusht", "--data", str(tasks), "--split", "all", "--preset", PRESET]
     common += ["--seed", str(seed), "--no-progress", *eval_extra]  # the preset: 50 tasks
-    summary["plan"] = _lewm("eval", str(run), *common, "--out", str(out / "eval_plan"))
-    summary["random"] = _lewm(
+    summary["plan"] = run_lewm("eval", str(run), *common, "--out", str(out / "eval_plan"))
+    summary["random"] = run_lewm(
         "eval", str(run), *common, "--policy", "random", "--out", str(out / "eval_random")
     )
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

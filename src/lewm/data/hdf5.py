@@ -83,6 +83,19 @@ def missing_filters(ds: h5py.Dataset) -> list[tuple[int, str]]:
     return out
 
 
+def first_bad_action(
+    action: np.ndarray, ep_offset: np.ndarray, ep_len: np.ndarray
+) -> tuple[int, int] | None:
+    """(row, episode) of the first non-finite action that is not the last row of its episode
+    (the only place an episode may hold one), or None."""
+    bad = ~np.isfinite(action).all(axis=1)
+    bad[ep_offset + ep_len - 1] = False
+    if not bad.any():
+        return None
+    row = int(np.flatnonzero(bad)[0])
+    return row, int(np.searchsorted(ep_offset, row, side="right") - 1)
+
+
 class DataError(ValueError):
     """A dataset file is missing, corrupt, or does not have the expected layout."""
 
@@ -441,12 +454,9 @@ class EpisodeDataset:
 
     def _check_actions(self, action: np.ndarray) -> None:
         # NaN is allowed only on the last row of an episode (no action leaves the last frame).
-        bad = ~np.isfinite(action).all(axis=1)
-        last = np.zeros(len(action), dtype=bool)
-        last[self.ep_offset + self.ep_len - 1] = True
-        if (bad & ~last).any():
-            row = int(np.flatnonzero(bad & ~last)[0])
-            ep = int(np.searchsorted(self.ep_offset, row, side="right") - 1)
+        found = first_bad_action(action, self.ep_offset, self.ep_len)
+        if found is not None:
+            row, ep = found
             raise DataError(
                 f"dataset {self.path}: non-finite action at row {row} (episode {ep}, step "
                 f"{row - self.ep_offset[ep]}); only the last step of an episode may be NaN"

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from lewm.data.hdf5 import DataError
+from lewm.data.hdf5 import DataError, first_bad_action
 from lewm.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -508,12 +508,9 @@ class LeRobotDataset:
         # it is real data, ClipSampler never reads it (a clip's actions end one step before its
         # last frame) and the EpisodeDataset contract allows a finite last action. Only a
         # non-finite action elsewhere is an error, as for an episode HDF5 file.
-        bad = ~np.isfinite(action).all(axis=1)
-        last = np.zeros(len(action), dtype=bool)
-        last[self.ep_offset + self.ep_len - 1] = True
-        if (bad & ~last).any():
-            row = int(np.flatnonzero(bad & ~last)[0])
-            i = int(np.searchsorted(self.ep_offset, row, side="right") - 1)
+        found = first_bad_action(action, self.ep_offset, self.ep_len)
+        if found is not None:
+            row, i = found
             raise DataError(
                 f"dataset {self.path}: non-finite {self.action_key!r} in episode "
                 f"{int(self.episode_index[i])} at frame {row - int(self.ep_offset[i])}"

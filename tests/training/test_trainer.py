@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -95,6 +96,17 @@ def test_lr_schedule_warmup_then_cosine():
     assert f(9) == pytest.approx(1.0)
     assert f(505) == pytest.approx(0.5, abs=0.01)
     assert f(999) < 0.001
+
+
+def test_lr_schedule_warmup_steps_and_a_longer_schedule():
+    # the authors' regime: warm-up over 1 % of a 100-epoch schedule, stop after 10 epochs
+    f = lr_lambda(1000, 0.01, schedule_steps=10_000)
+    assert f(0) == pytest.approx(0.01) and f(99) == pytest.approx(1.0)
+    assert f(999) == pytest.approx(0.5 * (1 + math.cos(math.pi * 899 / 9900)))
+    assert f(999) > 0.97
+    g = lr_lambda(1000, 0.01, warmup_steps=400)  # warm-up set on its own
+    assert g(199) == pytest.approx(0.5) and g(399) == pytest.approx(1.0)
+    assert g(999) < 0.001
 
 
 def test_resume_of_a_run_written_before_world_models_were_plugins(tmp_path, toy_h5, tiny_config):

@@ -16,6 +16,12 @@ class TrainConfig:
     lr: float = 5e-5
     weight_decay: float = 1e-3
     warmup_frac: float = 0.01  # linear warm-up over this fraction of steps, then cosine to 0
+    warmup_steps: int = (
+        0  # > 0: the warm-up in steps, whatever the run length (replaces warmup_frac)
+    )
+    # > 0: the cosine reaches 0 at this step instead of at train.steps; a run shorter than it
+    # stops with the rate still high (the authors stop at 10 of 100 scheduled epochs)
+    schedule_steps: int = 0
     grad_clip: float = 1.0
     sigreg_weight: float = 0.09  # lambda (LeWM's objective)
     sigreg_num_proj: int = 1024
@@ -47,6 +53,9 @@ class TrainConfig:
             0 <= self.warmup_frac < 1,
             f"train.warmup_frac must be in [0, 1), got {self.warmup_frac}",
         )
+        for name in ("warmup_steps", "schedule_steps"):
+            value = getattr(self, name)
+            check(0 <= value <= 10**9, f"train.{name} must be in [0, 1e9], got {value}")
         check(self.grad_clip > 0, f"train.grad_clip must be > 0, got {self.grad_clip}")
         check(
             self.sigreg_weight >= 0, f"train.sigreg_weight must be >= 0, got {self.sigreg_weight}"

@@ -41,6 +41,8 @@ SAFE_ON_RESUME = (
     "train.steps",
     "train.lr",
     "train.warmup_frac",
+    "train.warmup_steps",
+    "train.schedule_steps",
     "train.log_every",
     "train.val_every",
     "train.val_batches",

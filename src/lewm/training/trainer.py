@@ -88,16 +88,28 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return torch.bfloat16 if cpu_has_native_bf16() else None
 
 
-def lr_lambda(total_steps: int, warmup_frac: float):
-    warmup = max(1, int(round(warmup_frac * total_steps))) if warmup_frac > 0 else 0
+def lr_lambda(total_steps: int, warmup_frac: float, warmup_steps: int = 0, schedule_steps: int = 0):
+    """Step -> factor of the peak rate: a linear warm-up (``warmup_steps``, else
+    ``warmup_frac`` of the run), then a cosine that reaches 0 at ``schedule_steps`` (default: the
+    end of the run; a longer schedule stops the run with the rate still high)."""
+    horizon = schedule_steps or total_steps
+    if warmup_steps > 0:
+        warmup = warmup_steps
+    else:
+        warmup = max(1, int(round(warmup_frac * horizon))) if warmup_frac > 0 else 0
 
     def f(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
+        progress = (step - warmup) / max(1, horizon - warmup)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return f
+
+
+def schedule_of(tc: TrainConfig):
+    """The learning-rate factor of a run's ``train`` settings (see :func:`lr_lambda`)."""
+    return lr_lambda(tc.steps, tc.warmup_frac, tc.warmup_steps, tc.schedule_steps)
 
 
 @dataclass
@@ -243,9 +255,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay
         )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(tc.steps, tc.warmup_frac)
-        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule_of(tc))
         self.step = 0
         self.metrics_path = self.run_dir / "metrics.jsonl"
         # everything above only read; from here the run directory is written. Rank 0 alone
@@ -467,7 +477,7 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["initial_lr"] = tc.lr
                 self.scheduler.base_lrs = [tc.lr] * len(self.optimizer.param_groups)
-                factor = lr_lambda(tc.steps, tc.warmup_frac)(self.step)
+                factor = schedule_of(tc)(self.step)
                 for group in self.optimizer.param_groups:
                     group["lr"] = tc.lr * factor
             if self.dist.is_main:

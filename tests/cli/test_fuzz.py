@@ -392,6 +392,7 @@ def _out_of_range(key: str, cfg: Config, rng: np.random.Generator) -> tuple[str,
         "model.encoder.kind": ("resnet", ""),
         "model.encoder.image_size": ("7", "0", n),
         "model.encoder.channels": ("0,8", "-8,16", "[]", "8,8,8,8,8"),  # 16 px >> 5 stages = 0
+        "model.encoder.norm": ("instance", ""),
         "model.encoder.mean": ("0.5,0.5", "0.1,0.2,0.3,0.4"),
         "model.encoder.std": ("0,0.2,0.2", "-1,1,1", "1,1"),
         "model.encoder.patch_size": ("0", "-1", "5"),  # 5 does not divide 16

@@ -76,6 +76,12 @@ def test_a_saved_checkpoint_round_trips_with_its_normaliser(saved):
         (_set("model", "encoder", "mean", value=[0.5, float("inf"), 0.5]), r"mean\[1\] is inf"),
         (_set("model", "nonsense", value=1), r"unknown config key.*model\.nonsense"),
         (_set("model", "kind", value="nope"), "unknown model.kind 'nope'"),
+        # a CNN loads the same weights at any image size: a missing size must not default
+        (
+            lambda c: c["model"]["encoder"].pop("image_size"),
+            r"model\.encoder\.image_size is missing",
+        ),
+        (lambda c: c["model"].pop("frameskip"), r"model\.frameskip is missing"),
     ],
 )
 def test_a_bad_config_is_one_checkpoint_error_naming_the_file_and_key(saved, edit, match):

@@ -178,3 +178,35 @@ def test_single_token_attention_fast_path_is_exact(tiny_config):
         ref = torch.nn.functional.scaled_dot_product_attention(q, k, v)
         ref = attn.to_out(ref.transpose(1, 2).reshape(5, 1, 16))
     assert torch.allclose(fast, ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("norm", ["batch", "group", "layer", "none"])
+def test_cnn_encoder_norm_options(norm, tmp_path):
+    from lewm.config import apply_overrides
+    from lewm.models import build_model, load
+
+    cfg = apply_overrides(preset("tiny"), [f"model.encoder.norm={norm}"]).model
+    model = build_model(cfg)
+    kinds = {type(m).__name__ for m in model.encoder.convs}
+    expected = {"batch": "BatchNorm2d", "group": "GroupNorm", "layer": "GroupNorm"}.get(norm)
+    assert (expected in kinds) if expected else not kinds & {"BatchNorm2d", "GroupNorm"}
+    px = torch.randint(0, 256, (2, 3, 16, 16, 3), dtype=torch.uint8)
+    model.train()
+    z = model.encode(px)
+    z.sum().backward()  # trains
+    model.eval()
+    model.save_pretrained(tmp_path / "m")
+    with torch.no_grad():
+        assert torch.equal(load(tmp_path / "m").encode(px), model.encode(px))
+
+
+def test_cnn_encoder_norm_errors_name_the_key():
+    from lewm.config import apply_overrides
+    from lewm.utils.config import ConfigError
+
+    with pytest.raises(ConfigError, match="model.encoder.norm must be one of"):
+        apply_overrides(preset("tiny"), ["model.encoder.norm=instance"])
+    with pytest.raises(ConfigError, match="divisible by 8"):
+        apply_overrides(
+            preset("tiny"), ["model.encoder.norm=group", "model.encoder.channels=[4,8]"]
+        )

@@ -25,7 +25,24 @@ from lewm.models.registry import (
 )
 
 # -- the registry: one line per world model -----------------------------------------------------
-register_model(ModelSpec("lewm", LeWMConfig, LeWM, _lewm_objective, _lewm_tiny, "LeWorldModel"))
+register_model(
+    ModelSpec(
+        "lewm",
+        LeWMConfig,
+        LeWM,
+        _lewm_objective,
+        _lewm_tiny,
+        "LeWorldModel",
+        required=(
+            "latent_dim",
+            "action_dim",
+            "frameskip",
+            "encoder.kind",
+            "encoder.image_size",
+            "predictor.history",
+        ),
+    )
+)
 
 __all__ = [
     "MODELS",

@@ -57,6 +57,9 @@ MAX_JSON_BYTES = 64 * 2**20  # config.json / normalizer.json are a few kB; more 
 MIN_MODULE_LIMIT = 10_000
 
 
+_MISSING = object()
+
+
 class CheckpointError(ValueError):
     """A checkpoint folder is missing, incomplete or incompatible."""
 
@@ -243,11 +246,21 @@ def read_config(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     if not isinstance(kind, str):
         raise CheckpointError(f"{file}: model.kind must be a string, got {kind!r}")
     try:
-        config = from_dict(model_spec(kind).config, model_dict, "model")
+        spec = model_spec(kind)
+        config = from_dict(spec.config, model_dict, "model")
     except ConfigError as e:
         raise CheckpointError(f"{file}: {e}") from e
     except Exception as e:  # a config's own checks may trip over odd values in other ways
         raise CheckpointError(f"{file}: invalid model config ({type(e).__name__}: {e})") from e
+    for key in spec.required:
+        node: Any = model_dict
+        for part in key.split("."):
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is _MISSING:
+            raise CheckpointError(
+                f"{file}: model.{key} is missing; a {kind!r} checkpoint records it (its default "
+                "would load the weights into a model that computes something else)"
+            )
     return config, metadata
 
 

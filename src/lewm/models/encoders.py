@@ -14,6 +14,7 @@ from lewm.utils.config import check
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+CNN_NORMS = ("batch", "group", "layer", "none")
 
 
 @dataclass
@@ -26,8 +27,11 @@ class EncoderConfig:
     depth: int = 12
     heads: int = 3
     mlp_dim: int = 768
-    # CNN only: channels of the stride-2 conv stages
+    # CNN only: channels of the stride-2 conv stages, and the normalisation after each conv:
+    # "batch" (BatchNorm2d), "group" (GroupNorm, 8 groups), "layer" (GroupNorm with one group:
+    # LayerNorm over channels and positions) or "none"
     channels: tuple[int, ...] = (32, 64, 128, 256)
+    norm: str = "batch"
     # input normalisation (applied after scaling pixels to [0, 1])
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -56,6 +60,14 @@ class EncoderConfig:
             check(self.depth >= 1, f"model.encoder.depth must be >= 1, got {self.depth}")
             check(self.mlp_dim >= 1, f"model.encoder.mlp_dim must be >= 1, got {self.mlp_dim}")
         else:
+            check(
+                self.norm in CNN_NORMS,
+                f"model.encoder.norm must be one of {', '.join(CNN_NORMS)}, got {self.norm!r}",
+            )
+            check(
+                self.norm != "group" or all(c % 8 == 0 for c in self.channels),
+                f"model.encoder.norm=group needs channels divisible by 8, got {self.channels}",
+            )
             check(
                 len(self.channels) >= 1 and all(c >= 1 for c in self.channels),
                 f"model.encoder.channels must list at least one positive stage, got "
@@ -210,8 +222,19 @@ def _init_vit(m: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def _cnn_norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(8, channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    return nn.Identity()
+
+
 class CNNEncoder(nn.Module):
-    """Stride-2 conv stages (k4, BatchNorm, GELU), then a linear map of the flattened grid.
+    """Stride-2 conv stages (k4, a normalisation: BatchNorm by default, GELU), then a linear map
+    of the flattened grid.
 
     The final map is kept spatial (not average-pooled) so positions stay linearly readable.
     """
@@ -221,7 +244,8 @@ class CNNEncoder(nn.Module):
         layers: list[nn.Module] = []
         c_in = 3
         for c in cfg.channels:
-            layers += [nn.Conv2d(c_in, c, 4, stride=2, padding=1), nn.BatchNorm2d(c), nn.GELU()]
+            conv = nn.Conv2d(c_in, c, 4, stride=2, padding=1)
+            layers += [conv, _cnn_norm(cfg.norm, c), nn.GELU()]
             c_in = c
         self.convs = nn.Sequential(*layers)
         self.grid = min(4, cfg.image_size >> len(cfg.channels))

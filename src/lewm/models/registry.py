@@ -35,6 +35,10 @@ class ModelSpec:
     objective: Callable[[Any, Any, bool], nn.Module]
     tiny: Callable[[], Any] | None = None  # a toy-sized config for tests and smoke runs
     description: str = ""
+    # config keys (dotted) a checkpoint's config.json must hold: keys whose default would load
+    # the weights into a model that computes something else without any shape telling (the
+    # input size of a CNN, the frameskip); keys added in later releases are not listed
+    required: tuple[str, ...] = ()
 
 
 MODELS: dict[str, ModelSpec] = {}

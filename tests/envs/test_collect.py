@@ -126,3 +126,30 @@ def test_cli_explore_option_reaches_the_pusher_and_is_checked(tmp_path, capsys):
     assert "--explore (explore) is not an option of the tworoom collector" in err
     assert "it takes: noise_std, num_envs" in err
     assert not (tmp_path / "bad.h5").exists() and not (tmp_path / "tw.h5").exists()
+
+
+def test_cli_pusht_target_options_reach_the_pusher_and_are_checked(tmp_path, capsys):
+    pytest.importorskip("pymunk")
+    from lewm.cli.main import main
+    from lewm.data.hdf5 import EpisodeDataset
+
+    args = ["collect", "pusht", "--episodes", "2", "--max-steps", "30", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "d.h5")]) == 0
+    assert main([*args, "--out", str(tmp_path / "g.h5"), "--targets", "goal"]) == 0
+    assert main([*args, "--out", str(tmp_path / "t.h5"), "--max-turn", "180"]) == 0
+    d, g, t = (EpisodeDataset(tmp_path / f"{n}.h5") for n in "dgt")
+    assert (d.attrs["targets"], d.attrs["max_turn"]) == ("random", 90.0)
+    assert (g.attrs["targets"], t.attrs["max_turn"]) == ("goal", 180.0)
+    # the same seed, another first target: other actions
+    assert not np.array_equal(d.rows("action", np.arange(30)), g.rows("action", np.arange(30)))
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "bad.h5"), "--max-turn", "200"]) == 2
+    assert "argument --max-turn: must be a finite number in [0, 180]" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "bad.h5"), "--targets", "corner"]) == 2
+    assert "invalid choice: 'corner'" in capsys.readouterr().err
+    tw = ["collect", "tworoom", "--episodes", "2", "--out", str(tmp_path / "tw.h5")]
+    assert main([*tw, "--targets", "goal"]) == 2
+    assert "--targets (targets) is not an option of the tworoom collector" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "bad.h5").exists() and not (tmp_path / "tw.h5").exists()

@@ -210,3 +210,37 @@ def test_cnn_encoder_norm_errors_name_the_key():
         apply_overrides(
             preset("tiny"), ["model.encoder.norm=group", "model.encoder.channels=[4,8]"]
         )
+
+
+def test_open_loop_training_rollout_is_the_planners_rollout(tiny_config):
+    """forward(open_loop=True) rolls out from the clip's first frame alone: in eval mode its
+    predictions equal rollout() from that frame with the clip's actions, steps 2..N."""
+    model = LeWM(tiny_config.model).eval()
+    N, Ab = model.history, tiny_config.model.action_block_dim
+    with torch.no_grad():
+        for blk in model.predictor.blocks:  # make actions matter
+            torch.nn.init.normal_(blk.adaLN_modulation[1].weight, std=0.1)
+        pixels = torch.randint(0, 256, (2, N + 1, 16, 16, 3), dtype=torch.uint8)
+        blocks = torch.randn(2, N, Ab)
+        out = model(pixels, blocks, open_loop=True)
+        assert "pred_open" not in model(pixels, blocks)
+        ref = model.rollout(out["z"][:, :1], blocks[:, None])[:, 0]  # (2, N, D)
+    assert out["pred_open"].shape == (2, N - 1, tiny_config.model.latent_dim)
+    assert torch.allclose(out["pred_open"], ref[:, 1:], atol=1e-5)
+    assert torch.allclose(out["pred"][:, 0], ref[:, 0], atol=1e-5)
+    # and it is not the teacher-forced prediction (which sees the true latents)
+    assert not torch.allclose(out["pred_open"], out["pred"][:, 1:], atol=1e-3)
+
+
+def test_open_loop_objective_term():
+    z, pred, pred_open = torch.randn(4, 4, 8), torch.randn(4, 3, 8), torch.randn(4, 2, 8)
+    plain = LeWMObjective(0.09, SIGReg(16, seed=0))(z, pred)
+    both = LeWMObjective(0.09, SIGReg(16, seed=0), open_loop_weight=0.5)(z, pred, pred_open)
+    expected = (pred_open - z[:, 2:]).pow(2).mean()
+    assert torch.allclose(both["open_loop_loss"], expected)
+    assert torch.allclose(both["loss"], plain["loss"] + 0.5 * expected)
+    assert "open_loop_loss" not in plain
+    with pytest.raises(ValueError, match="needs the model's open-loop rollout"):
+        LeWMObjective(open_loop_weight=1.0)(z, pred)
+    with pytest.raises(ValueError, match="open_loop_weight must be >= 0"):
+        LeWMObjective(open_loop_weight=-1.0)

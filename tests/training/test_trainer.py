@@ -128,3 +128,24 @@ def test_resume_of_a_run_written_before_world_models_were_plugins(tmp_path, toy_
     train(cfg, toy_h5, tmp_path / "old", progress=False, resume=True)
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "old")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_open_loop_option_trains_logs_and_is_checked(tmp_path, toy_h5, tiny_config):
+    from lewm.utils.config import ConfigError
+
+    cfg = apply_overrides(tiny_config, ["train.open_loop_weight=0.5", "train.steps=10"])
+    train(cfg, toy_h5, tmp_path / "run", progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    last = [x for x in lines if "train/open_loop_loss" in x][-1]
+    assert math.isfinite(last["train/open_loop_loss"]) and last["train/open_loop_loss"] > 0
+    assert (
+        json.loads((tmp_path / "run" / "run.json").read_text())["config"]["train"][
+            "open_loop_weight"
+        ]
+        == 0.5
+    )
+    h1 = apply_overrides(cfg, ["model.predictor.history=1"])
+    with pytest.raises(ConfigError, match="needs model.predictor.history >= 2"):
+        train(h1, toy_h5, tmp_path / "h1", progress=False)
+    with pytest.raises(ConfigError, match="train.open_loop_weight must be >= 0"):
+        apply_overrides(tiny_config, ["train.open_loop_weight=-1"])

@@ -50,7 +50,12 @@ def _gym_only(args: argparse.Namespace, flags: dict[str, Any]) -> None:
 def _collect_gym(args: argparse.Namespace) -> dict[str, Any]:
     from lewm.envs import collect_gym
 
-    for flag, value in (("--noise", args.noise), ("--explore", args.explore)):
+    for flag, value in (
+        ("--noise", args.noise),
+        ("--explore", args.explore),
+        ("--targets", args.targets),
+        ("--max-turn", args.max_turn),
+    ):
         if value is not None:
             raise ValueError(
                 f"{flag} is an option of lewm's scripted collectors; a gym:ID environment is "
@@ -83,7 +88,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
     )
     spec = get_spec(args.env)
     # the collector's own options, from flags given (unset flags leave its defaults alone)
-    flags = {"--noise": ("noise_std", args.noise), "--explore": ("explore", args.explore)}
+    flags = {
+        "--noise": ("noise_std", args.noise),
+        "--explore": ("explore", args.explore),
+        "--targets": ("targets", args.targets),
+        "--max-turn": ("max_turn", args.max_turn),
+    }
     options = {}
     for flag, (option, value) in flags.items():
         if value is None:
@@ -435,6 +445,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="explore (pusht): fraction of steps spent in random action segments between pushes "
         "(default: the environment's)",
+    )
+    c.add_argument(
+        "--targets",
+        choices=("random", "goal"),
+        default=None,
+        help="targets (pusht): 'goal' makes each episode's first block target the task's goal "
+        "pose, as in human demonstrations; random targets follow (default: random)",
+    )
+    c.add_argument(
+        "--max-turn",
+        type=number(0.0, 180.0),
+        default=None,
+        metavar="DEGREES",
+        help="max_turn (pusht): largest turn of a random block target (default: 90)",
     )
     _add_gym_args(c)
     c.add_argument(

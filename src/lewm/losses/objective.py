@@ -42,21 +42,46 @@ class LeWMObjective(TrainingObjective):
 
     The MSE is the mean over batch, time and latent dimensions (as the released code); SIGReg is
     applied step-wise to the encoder latents of all N+1 frames, laid out (T, B, D).
+
+    ``open_loop_weight`` > 0 (an option, not the paper's objective) adds that weight times the MSE
+    of the model's open-loop rollout ``pred_open`` (B, N-1, D) against z_{3..N+1}: the predictor
+    is also trained on its own predictions, as the planner uses it.
     """
 
-    def __init__(self, sigreg_weight: float = 0.09, sigreg: SIGReg | None = None) -> None:
+    def __init__(
+        self,
+        sigreg_weight: float = 0.09,
+        sigreg: SIGReg | None = None,
+        open_loop_weight: float = 0.0,
+    ) -> None:
         super().__init__()
         if sigreg_weight < 0:
             raise ValueError(f"sigreg_weight must be >= 0, got {sigreg_weight}")
+        if open_loop_weight < 0:
+            raise ValueError(f"open_loop_weight must be >= 0, got {open_loop_weight}")
         self.sigreg_weight = sigreg_weight
+        self.open_loop_weight = open_loop_weight
         self.sigreg = sigreg if sigreg is not None else SIGReg()
 
-    def forward(self, z: Tensor, pred: Tensor) -> dict[str, Tensor]:
+    def forward(
+        self, z: Tensor, pred: Tensor, pred_open: Tensor | None = None
+    ) -> dict[str, Tensor]:
         # z (B, N+1, D) encoder latents; pred (B, N, D) predictions of z[:, 1:]
         pred_loss = (pred.float() - z[:, 1:].float()).pow(2).mean()
         sigreg = self.sigreg(z.transpose(0, 1))  # (T, B, D) -> scalar
         loss = pred_loss + self.sigreg_weight * sigreg
-        return {"loss": loss, "pred_loss": pred_loss, "sigreg": sigreg}
+        terms = {"loss": loss, "pred_loss": pred_loss, "sigreg": sigreg}
+        if self.open_loop_weight > 0:
+            if pred_open is None:
+                raise ValueError(
+                    "open_loop_weight > 0 needs the model's open-loop rollout (pred_open); the "
+                    "trainer asks for it with forward(..., open_loop=True)"
+                )
+            # pred_open (B, N-1, D) rolled out from frame 0 alone: predictions of z[:, 2:]
+            open_loss = (pred_open.float() - z[:, 2:].float()).pow(2).mean()
+            terms["loss"] = loss + self.open_loop_weight * open_loss
+            terms["open_loop_loss"] = open_loss
+        return terms
 
     def rng_state(self) -> Tensor:
         return self.sigreg.get_rng_state()

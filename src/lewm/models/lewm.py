@@ -131,10 +131,15 @@ class LeWM(WorldModelBase):
             return self.pred_projector(h[:, -1])  # (N, D)
         return self.pred_projector(h)
 
-    def forward(self, pixels: Tensor, action_blocks: Tensor) -> dict[str, Tensor]:
+    def forward(
+        self, pixels: Tensor, action_blocks: Tensor, open_loop: bool = False
+    ) -> dict[str, Tensor]:
         """Training forward on clips: pixels (B, N+1, h, w, 3), action_blocks (B, N, Ab).
 
-        Returns z (B, N+1, D) and pred (B, N, D), where pred[:, t] predicts z[:, t+1].
+        Returns z (B, N+1, D) and pred (B, N, D), where pred[:, t] predicts z[:, t+1]. With
+        ``open_loop`` (and N >= 2) also pred_open (B, N-1, D): an autoregressive rollout from the
+        first frame alone, whose step t predicts z[:, t+2] (its first step is pred[:, 0], left
+        out); gradients flow through it (``train.open_loop_weight``, a departure from the paper).
         """
         N = action_blocks.shape[1]
         if pixels.shape[1] != N + 1:
@@ -143,8 +148,17 @@ class LeWM(WorldModelBase):
                 f"and {N} blocks"
             )
         z = self.encode(pixels)  # (B, N+1, D)
-        pred = self.predict(z[:, :N], self.embed_actions(action_blocks))  # (B, N, D)
-        return {"z": z, "pred": pred}
+        a_emb = self.embed_actions(action_blocks)  # (B, N, D)
+        pred = self.predict(z[:, :N], a_emb)  # (B, N, D)
+        out = {"z": z, "pred": pred}
+        if open_loop and N >= 2:
+            seq = torch.cat([z[:, :1], pred[:, :1]], dim=1)  # (B, 2, D): frame 0, its prediction
+            for n in range(2, N + 1):
+                lo = max(0, n - self.history)
+                nxt = self.predict(seq[:, lo:], a_emb[:, lo:n], last_only=True)  # (B, D)
+                seq = torch.cat([seq, nxt[:, None]], dim=1)
+            out["pred_open"] = seq[:, 2:]  # (B, N-1, D)
+        return out
 
     rollout_chunk: int | None = 4096  # rows per rollout chunk (None: all at once)
 
@@ -230,11 +244,12 @@ class LeWM(WorldModelBase):
 
 
 def build_objective(config: LeWMConfig, train: Any, distributed: bool = False) -> LeWMObjective:
-    """Next-embedding MSE + ``train.sigreg_weight`` x SIGReg (``train.sigreg_*`` settings)."""
+    """Next-embedding MSE + ``train.sigreg_weight`` x SIGReg (``train.sigreg_*`` settings), plus
+    ``train.open_loop_weight`` x the open-loop rollout's MSE when that option is set."""
     sigreg = SIGReg(
         train.sigreg_num_proj, train.sigreg_knots, seed=train.seed, distributed=distributed
     )
-    return LeWMObjective(train.sigreg_weight, sigreg)
+    return LeWMObjective(train.sigreg_weight, sigreg, train.open_loop_weight)
 
 
 def tiny_config() -> LeWMConfig:

@@ -26,6 +26,10 @@ class TrainConfig:
     sigreg_weight: float = 0.09  # lambda (LeWM's objective)
     sigreg_num_proj: int = 1024
     sigreg_knots: int = 17
+    # > 0: add this weight x the MSE of an open-loop rollout from each clip's first frame (the
+    # predictor also learns from its own predictions). A departure from the paper's objective;
+    # needs model.predictor.history >= 2 (clips of 3+ frames)
+    open_loop_weight: float = 0.0
     val_fraction: float = 0.1  # fraction of *episodes* held out
     val_every: int = 500  # steps between validations (0: only at the end)
     val_batches: int = 4
@@ -63,6 +67,10 @@ class TrainConfig:
         check(
             self.sigreg_num_proj >= 1,
             f"train.sigreg_num_proj must be >= 1, got {self.sigreg_num_proj}",
+        )
+        check(
+            self.open_loop_weight >= 0,
+            f"train.open_loop_weight must be >= 0, got {self.open_loop_weight}",
         )
         check(self.sigreg_knots >= 2, f"train.sigreg_knots must be >= 2, got {self.sigreg_knots}")
         check(

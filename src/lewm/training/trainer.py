@@ -12,6 +12,7 @@ K-process step then computes the loss and gradients of the single-process step o
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -224,6 +225,7 @@ class Trainer:
         if self.dist.enabled:  # but a different dropout stream per rank
             torch.manual_seed(dist_utils.rank_seed(tc.seed, self.dist.rank))
         self.objective = build_objective(mc, tc, self.dist.enabled).to(self.device)
+        self.forward_kwargs = self._forward_options(tc)
 
         N, f = self.model.history, self.model.frameskip
         self.train_clips = ClipSampler(self.dataset, self.train_eps, N, f, self.normalizer)
@@ -328,13 +330,30 @@ class Trainer:
             enabled=self.amp_dtype is not None,
         )
 
+    def _forward_options(self, tc: TrainConfig) -> dict[str, Any]:
+        """Keyword options of the model's training forward that the train config asks for."""
+        if tc.open_loop_weight <= 0:
+            return {}
+        if "open_loop" not in inspect.signature(self.model.forward).parameters:
+            raise ConfigError(
+                f"train.open_loop_weight: world-model kind {self.config.model.kind!r} has no "
+                "open-loop training rollout; set train.open_loop_weight=0"
+            )
+        if self.model.history < 2:
+            raise ConfigError(
+                f"train.open_loop_weight needs model.predictor.history >= 2 (clips of 3+ "
+                f"frames), got history {self.model.history}; raise the history or set "
+                "train.open_loop_weight=0"
+            )
+        return {"open_loop": True}
+
     def _forward(
         self, pixels: torch.Tensor, blocks: torch.Tensor, net: torch.nn.Module | None = None
     ) -> dict[str, torch.Tensor]:
         pixels = pixels.to(self.device, non_blocking=True)
         blocks = blocks.to(self.device, non_blocking=True)
         with self._autocast():
-            out = (self.model if net is None else net)(pixels, blocks)
+            out = (self.model if net is None else net)(pixels, blocks, **self.forward_kwargs)
             terms = self.objective(**out)
         z = out["z"].detach().float()  # (B, T, D) the clip's latents
         terms["z_std"] = latent_std(z)

@@ -32,6 +32,8 @@ def collect_pusht(
     progress: bool | None = None,
     noise_std: float = 0.1,
     explore: float = 0.0,
+    targets: str = "random",
+    max_turn: float = 90.0,
 ) -> dict[str, Any]:
     """``episodes`` Push-T episodes of ``max_steps`` actions (default 200; ``max_steps + 1`` rows)
     each, written to the HDF5 file ``out``.
@@ -39,7 +41,10 @@ def collect_pusht(
     Every episode starts from a random state (agent in [50, 450]^2, block in [100, 400]^2, any
     angle) and is driven by :class:`~lewm.envs.pusht.PushTExpert` (action noise ``noise_std``,
     a fraction ``explore`` of steps in random segments); episodes never end early (the policy
-    keeps drawing new block targets). Columns: ``pixels`` (L, r, r, 3) uint8, ``action`` (L, 2)
+    keeps drawing new block targets, each turning the block by up to ``max_turn`` degrees).
+    ``targets="goal"`` makes the first target of every episode the task's goal pose (the human
+    demonstrations' way: push the T onto one fixed pose, turning it as it goes); random targets
+    follow once it is reached. Columns: ``pixels`` (L, r, r, 3) uint8, ``action`` (L, 2)
     in the env's [-1, 1] units (last row NaN), ``state`` (L, 7) and ``proprio`` (L, 4) = agent xy
     + agent vxy. The same seed gives identical arrays. The returned stats include how far the
     block moves and turns over 25-step windows (the evaluation's goal offset).
@@ -51,6 +56,10 @@ def collect_pusht(
     max_steps = COLLECT_STEPS if max_steps is None else max_steps
     if not 0.0 <= explore < 1.0:
         raise ValueError(f"explore must be in [0, 1), got {explore}")
+    if targets not in ("random", "goal"):
+        raise ValueError(f"targets must be 'random' or 'goal', got {targets!r}")
+    if not 0.0 <= max_turn <= 180.0:
+        raise ValueError(f"max_turn must be in [0, 180] degrees, got {max_turn}")
     check_collection(
         out, episodes, resolution, max_steps, overwrite, noise_std=noise_std, seed=seed
     )
@@ -62,10 +71,13 @@ def collect_pusht(
         "seed": seed,
         "noise_std": noise_std,
         "explore": explore,
+        "targets": targets,
+        "max_turn": max_turn,
         "max_steps": max_steps,
         "policy": "PushTExpert",
     }
     t0 = time.perf_counter()
+    first = env.goal_state[2:5].copy() if targets == "goal" else None  # block (x, y, angle)
     all_states = []
     with (
         EpisodeWriter(out, overwrite=overwrite, attrs=attrs) as writer,
@@ -74,7 +86,11 @@ def collect_pusht(
         for ep_seed in ep_seeds:
             env.reset(seed=int(ep_seed))
             expert = PushTExpert(
-                np.random.default_rng(int(ep_seed)), noise_std=noise_std, explore=explore
+                np.random.default_rng(int(ep_seed)),
+                noise_std=noise_std,
+                explore=explore,
+                max_turn=np.radians(max_turn),
+                first_target=first,
             )
             states = np.empty((max_steps + 1, 7), np.float64)  # (T+1, 7)
             actions = np.full((max_steps + 1, 2), np.nan, np.float32)  # (T+1, 2)

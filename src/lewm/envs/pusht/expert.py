@@ -42,7 +42,10 @@ class PushTExpert:
     """Scripted pusher: random target poses for the block, reached by pushing it.
 
     A target is drawn relative to the block (a shift of up to ``max_shift`` per axis, clipped to
-    ``[target_low, target_high]^2``, and a turn of up to ``max_turn``). Every candidate face point
+    ``[target_low, target_high]^2``, and a turn of up to ``max_turn``). With ``first_target``
+    (x, y, angle) the episode's first target is that pose instead - the task's goal, the way the
+    human demonstrations push the T onto one fixed pose, turning it as they go - held for up to
+    ``3 * timeout`` steps; random targets follow once it is reached. Every candidate face point
     is scored by how well a push into it moves the block toward the target position (translation)
     and turns it the right way (torque), minus a small travel cost. The
     agent walks to a stand-off point in front of the best face point, going around the block when
@@ -74,6 +77,7 @@ class PushTExpert:
         max_turn: float = np.pi / 2,
         explore: float = 0.0,
         explore_len: tuple[int, int] = (5, 20),
+        first_target: tuple[float, float, float] | np.ndarray | None = None,
     ) -> None:
         if noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {noise_std}")
@@ -90,6 +94,13 @@ class PushTExpert:
         self.timeout, self.rotation_weight, self.cone = timeout, rotation_weight, cone
         self.target_low, self.target_high = target_low, target_high
         self.max_shift, self.max_turn = max_shift, max_turn
+        if first_target is not None:
+            first_target = np.asarray(first_target, np.float64).reshape(-1)
+            if first_target.shape != (3,) or not np.isfinite(first_target).all():
+                raise ValueError(
+                    f"first_target must be 3 finite numbers (x, y, angle), got {first_target}"
+                )
+        self.first_target = first_target
         self.reset()
 
     def reset(self) -> None:
@@ -101,8 +112,17 @@ class PushTExpert:
         self._seg_params = (0.0, 0.0)  # (rho, s) of that segment
         self._prev = np.zeros(2)
         self.exploring = False
+        self._first = self.first_target is not None  # the fixed first target is still ahead
+
+    def _timeout(self) -> int:
+        return 3 * self.timeout if self._first else self.timeout
 
     def _new_target(self, block: np.ndarray, angle: float) -> None:
+        if self._first and self.target is None:  # the episode's fixed first target
+            self.target = self.first_target.copy()
+            self._contact, self._pushing, self._age = None, False, 0
+            return
+        self._first = False
         step = self.rng.uniform(-self.max_shift, self.max_shift, size=2)
         xy = np.clip(block + step, self.target_low, self.target_high)
         turn = self.rng.uniform(-self.max_turn, self.max_turn)
@@ -162,7 +182,7 @@ class PushTExpert:
         if self.exploring:
             return self._random_step()
         agent, block, angle = s[:2], s[2:4], s[4]
-        if self.target is None or self._age >= self.timeout or self._reached(block, angle):
+        if self.target is None or self._age >= self._timeout() or self._reached(block, angle):
             self._new_target(block, angle)
         self._age += 1
         R = rotation(angle)

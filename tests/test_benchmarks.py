@@ -30,3 +30,12 @@ def test_every_benchmark_script_starts():
         if r.returncode != 0 or "usage:" not in r.stdout
     ]
     assert not failed, "benchmark scripts that do not start:\n\n" + "\n\n".join(failed)
+
+
+def test_every_benchmark_shell_script_parses():
+    """``bash -n`` on the shell scripts (benchmarks/gpu/*.sh run on a GPU machine, rarely)."""
+    shells = sorted(BENCHMARKS.glob("**/*.sh"))
+    assert shells, f"no shell scripts found under {BENCHMARKS}"
+    for script in shells:
+        r = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        assert r.returncode == 0, f"{script.name}: {r.stderr}"

@@ -38,15 +38,21 @@ from latent_sensitivity import perturbed_states  # noqa: E402
 
 
 def last_losses(run: Path) -> dict:
-    """The last train and val prediction losses logged in a run's metrics.jsonl."""
+    """The last train and val prediction losses logged in a run's metrics.jsonl (for a checkpoint
+    folder RUN/checkpoints/step_N: the last ones logged up to step N)."""
     out: dict = {}
+    upto = None
     path = run / "metrics.jsonl"
-    if not path.exists():  # a model imported beside the peer trainer's log (peer_train.py)
+    if run.parent.name == "checkpoints" and run.name.startswith("step_"):
+        path, upto = run.parent.parent / "metrics.jsonl", int(run.name.split("_")[1])
+    elif not path.exists():  # a model imported beside the peer trainer's log (peer_train.py)
         path = run.parent / "metrics.jsonl"
     if not path.exists():
         return out
     for line in path.read_text().splitlines():
         rec = json.loads(line)
+        if upto is not None and rec.get("step", 0) > upto:
+            continue
         if "pred_loss" in rec:  # peer_train.py's names
             rec["train/pred_loss"] = rec["pred_loss"]
         for key in ("train/pred_loss", "val/pred_loss", "train/straightness"):

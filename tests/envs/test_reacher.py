@@ -268,6 +268,37 @@ def test_importing_the_env_package_loads_no_mujoco():
 
 
 @needs_mujoco
+def test_cli_collect_options_reach_the_reacher_collector_only(tmp_path, capsys):
+    from lewm.cli.main import main
+
+    args = ["collect", "reacher", "--episodes", "2", "--max-steps", "6", "--no-progress"]
+    args += ["--resolution", "16"]
+    assert main([*args, "--out", str(tmp_path / "r.h5")]) == 0
+    assert main([*args, "--out", str(tmp_path / "p.h5"), "--policy-kind", "pd"]) == 0
+    two = ["--policy-kind", "pd", "--workers", "2"]
+    assert main([*args, "--out", str(tmp_path / "w.h5"), *two]) == 0
+    r, p, w = (h5py.File(tmp_path / f"{n}.h5") for n in "rpw")
+    assert (r.attrs["policy"], p.attrs["policy"], r.attrs["max_steps"]) == ("random", "pd", 6)
+    assert p["action"][:].tobytes() == w["action"][:].tobytes()
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "bad.h5"), "--targets", "goal"]) == 2
+    err = capsys.readouterr().err
+    assert "--targets (targets) is not an option of the reacher collector" in err
+    assert "it takes: policy_kind, noise_std, workers" in err
+    tw = ["collect", "tworoom", "--episodes", "2", "--out", str(tmp_path / "tw.h5")]
+    assert main([*tw, "--policy-kind", "pd"]) == 2
+    assert "--policy-kind (policy_kind) is not an option of the tworoom collector" in (
+        capsys.readouterr().err
+    )
+    gym = ["collect", "gym:CartPole-v1", "--episodes", "2", "--out", str(tmp_path / "g.h5")]
+    assert main([*gym, "--workers", "2"]) == 2
+    assert "--workers is an option of lewm's scripted collectors" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "bad.h5"), "--policy", "m:f"]) == 2
+    assert "--policy" in capsys.readouterr().err
+    assert not any((tmp_path / n).exists() for n in ("bad.h5", "tw.h5", "g.h5"))
+
+
+@needs_mujoco
 def test_collect_train_eval_end_to_end(tmp_path, capsys):
     import json
 

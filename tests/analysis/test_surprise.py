@@ -61,7 +61,7 @@ def test_paired_test_finds_nothing_in_identical_noise():
     assert t["p_value"] > 0.01 and abs(t["ratio"] - 1) < 0.05
 
 
-@pytest.mark.parametrize("env", ["tworoom", "pusht"])
+@pytest.mark.parametrize("env", ["tworoom", "pusht", "reacher"])
 def test_run_surprise_on_a_tiny_model_writes_curves(env, tmp_path, tiny_config, picture):
     model = LeWM(tiny_config.model).eval()
     model.normalizer = Normalizer({"action": (np.zeros(2), np.ones(2))})

@@ -199,6 +199,8 @@ NUM_OPTS = (
     NumOpt("collect", "--noise", float_=True, zero=False, extra=("nan", "inf", "-inf")),
     # Two-Room's collector has no explore option: any value is a mistake
     NumOpt("collect", "--explore", float_=True, extra=("0.3", "1")),
+    # Reacher's option: any value is a mistake for Two-Room too
+    NumOpt("collect", "--workers", huge=True, extra=("2",)),
     NumOpt("eval", "--episodes", huge=True, key="eval.episodes"),
     NumOpt("eval", "--goal-offset", extra=("1000000",), key="eval.goal_offset"),  # > budget 50
     NumOpt("eval", "--budget", extra=("24", "1"), key="eval.budget"),  # < goal_offset 25
@@ -227,6 +229,7 @@ INT_JUNK = ("abc", "1.5", "true", "", "[1]", "3x", "1/2")  # argparse's int() re
 FLOAT_JUNK = ("abc", "true", "", "1,5", "0.1.2", "[0.1]", "1e")
 # argparse choices (an unknown one is a parse error) and free strings checked after parsing
 CHOICE_OPTS = (
+    ("collect", "--policy-kind"),
     ("eval", "--split"),
     ("eval", "--policy"),
     ("eval", "--cost"),
@@ -281,7 +284,7 @@ def option_cases(rng: np.random.Generator, ids: _Ids) -> Iterator[Case]:
     for command, flag in CHOICE_OPTS:
         for v in ("huge" if flag == "--preset" else _word(rng), ""):
             yield case(command, (f"{flag}={v}",), (flag,), f"{flag}={v}", True)
-    known_envs = {"tworoom", "pusht"}
+    known_envs = {"tworoom", "pusht", "reacher"}
     for command in ENV_OPTS:
         # pusht: an environment the (Two-Room) model was not trained on
         for v in ("pusht", _word(rng, known_envs), ""):

@@ -23,7 +23,9 @@ def _spec(**kw) -> EnvSpec:
 
 
 def test_unknown_names_list_the_registered_ones():
-    with pytest.raises(ValueError, match="unknown environment 'maze'; available: pusht, tworoom"):
+    with pytest.raises(
+        ValueError, match="unknown environment 'maze'; available: pusht, reacher, tworoom"
+    ):
         get_spec("maze")
     with pytest.raises(ValueError, match="unknown environment 'maze'; available:"):
         make_env("maze")
@@ -54,8 +56,12 @@ def test_spec_fields_are_validated(bad, match):
 
 
 def test_env_names_and_ids_follow_the_registry(monkeypatch):
-    assert lewm.envs.ENV_NAMES == ("pusht", "tworoom")
-    assert lewm.envs.ENV_IDS == {"pusht": "lewm/PushT-v0", "tworoom": "lewm/TwoRoom-v0"}
+    assert lewm.envs.ENV_NAMES == ("pusht", "reacher", "tworoom")
+    assert lewm.envs.ENV_IDS == {
+        "pusht": "lewm/PushT-v0",
+        "reacher": "lewm/Reacher-v0",
+        "tworoom": "lewm/TwoRoom-v0",
+    }
     monkeypatch.setitem(ENVS, "toy", _spec())
     assert "toy" in lewm.envs.ENV_NAMES and lewm.envs.ENV_IDS["toy"] == "lewm/Toy-v0"
     assert _spec().install_hint == "" and get_spec("pusht").install_hint == (

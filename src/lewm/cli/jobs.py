@@ -55,6 +55,8 @@ def _collect_gym(args: argparse.Namespace) -> dict[str, Any]:
         ("--explore", args.explore),
         ("--targets", args.targets),
         ("--max-turn", args.max_turn),
+        ("--policy-kind", args.policy_kind),
+        ("--workers", args.workers),
     ):
         if value is not None:
             raise ValueError(
@@ -93,6 +95,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
         "--explore": ("explore", args.explore),
         "--targets": ("targets", args.targets),
         "--max-turn": ("max_turn", args.max_turn),
+        "--policy-kind": ("policy_kind", args.policy_kind),
+        "--workers": ("workers", args.workers),
     }
     options = {}
     for flag, (option, value) in flags.items():
@@ -420,7 +424,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     c.add_argument(
-        "env", help="environment: a registered name (tworoom, pusht) or gym:ID (see above)"
+        "env",
+        help="environment: a registered name (tworoom, pusht, reacher) or gym:ID (see above)",
     )
     c.add_argument("--episodes", type=integer(1, 10**7), required=True)
     c.add_argument("--out", required=True, help="output .h5 file")
@@ -459,6 +464,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="DEGREES",
         help="max_turn (pusht): largest turn of a random block target (default: 90)",
+    )
+    c.add_argument(
+        "--policy-kind",
+        choices=("random", "pd"),
+        default=None,
+        help="policy_kind (reacher): 'random' (uniform commands, the authors' released data) or "
+        "'pd' (noisy PD control toward random joint configurations) (default: random)",
+    )
+    c.add_argument(
+        "--workers",
+        type=integer(1, 256),
+        default=None,
+        help="workers (reacher): processes that simulate and render episodes; the data are the "
+        "same for any count (default: 1)",
     )
     _add_gym_args(c)
     c.add_argument(

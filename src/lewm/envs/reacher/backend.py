@@ -1,0 +1,115 @@
+"""MuJoCo for Reacher: the OpenGL backend of offscreen rendering, chosen before ``mujoco`` is
+imported, and the imports of ``mujoco`` / ``dm_control`` with an error that says what to install.
+
+MuJoCo reads ``MUJOCO_GL`` once, when it is imported, so the backend cannot be changed by trying
+it in this process. :func:`select_gl_backend` therefore tries each candidate (EGL, then OSMesa)
+in a short subprocess that renders one 8x8 frame, and sets ``MUJOCO_GL`` (and
+``PYOPENGL_PLATFORM``) for this process and the workers it starts. A ``MUJOCO_GL`` the user set
+is respected and not tried.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+BACKENDS = ("egl", "osmesa")  # tried in this order
+INSTALL_HINT = "pip install 'lewm[mujoco]'"
+NO_BACKEND = (
+    "Reacher renders with MuJoCo offscreen and found no working OpenGL backend: "
+    "MUJOCO_GL=egl and MUJOCO_GL=osmesa both failed ({details}). Install one of them: "
+    "EGL with Mesa (Debian/Ubuntu: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri) or a "
+    "GPU driver, or OSMesa (apt-get install libosmesa6); or set MUJOCO_GL to a backend that "
+    "works here."
+)
+# renders one frame of an empty scene: exit status 0 iff the backend works
+_PROBE = (
+    "import mujoco\n"
+    'm = mujoco.MjModel.from_xml_string(\'<mujoco><worldbody><geom size="1"/></worldbody>'
+    "</mujoco>')\n"
+    "r = mujoco.Renderer(m, 8, 8)\n"
+    "d = mujoco.MjData(m)\n"
+    "mujoco.mj_forward(m, d)\n"
+    "r.update_scene(d)\n"
+    "assert r.render().shape == (8, 8, 3)\n"
+    "r.close()\n"
+)
+
+_chosen: str | None = None  # the backend this process uses, once chosen
+
+
+class RenderBackendError(RuntimeError):
+    """No OpenGL backend for MuJoCo's offscreen rendering works on this machine."""
+
+
+def _backend_works(backend: str, timeout: float = 60.0) -> tuple[bool, str]:
+    """Whether rendering with ``MUJOCO_GL=backend`` works, tried in a subprocess, and why not."""
+    env = {**os.environ, "MUJOCO_GL": backend, "PYOPENGL_PLATFORM": backend}
+    try:
+        res = subprocess.run(
+            [sys.executable, "-c", _PROBE],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"{type(e).__name__}: {e}"
+    lines = (res.stderr or res.stdout).strip().splitlines()
+    return res.returncode == 0, (lines[-1] if lines else f"exit status {res.returncode}")
+
+
+def select_gl_backend() -> str:
+    """The OpenGL backend of MuJoCo's offscreen rendering in this process, chosen once: the
+    user's ``MUJOCO_GL`` if set, else the first of EGL, OSMesa that renders a frame. Sets
+    ``MUJOCO_GL`` / ``PYOPENGL_PLATFORM``; raises :class:`RenderBackendError` naming the
+    system packages to install when neither works."""
+    global _chosen
+    if _chosen is not None:
+        return _chosen
+    given = os.environ.get("MUJOCO_GL", "").strip().lower()
+    if given or "mujoco" in sys.modules:  # the user's choice, or too late to choose
+        _chosen = given or "default"
+        return _chosen
+    details = []
+    for backend in BACKENDS:
+        ok, why = _backend_works(backend)
+        if ok:
+            os.environ["MUJOCO_GL"] = backend
+            os.environ["PYOPENGL_PLATFORM"] = backend
+            _chosen = backend
+            return backend
+        details.append(f"{backend}: {why}")
+    raise RenderBackendError(NO_BACKEND.format(details="; ".join(details)))
+
+
+def import_mujoco() -> Any:
+    """The ``mujoco`` module, imported after :func:`select_gl_backend`; an ImportError naming
+    the extra to install when it (or dm_control) is missing."""
+    import_dm_control_reacher()  # checks both packages before choosing a backend
+    import mujoco
+
+    return mujoco
+
+
+def import_dm_control_reacher() -> Any:
+    """``dm_control.suite.reacher`` (the model's MJCF and assets), with ``MUJOCO_GL`` chosen
+    first; an ImportError naming ``pip install 'lewm[mujoco]'`` when a package is missing."""
+    from importlib.util import find_spec
+
+    missing = [name for name in ("mujoco", "dm_control") if find_spec(name) is None]
+    if missing:
+        raise ImportError(
+            f"Reacher needs MuJoCo and dm_control ({', '.join(missing)} missing): {INSTALL_HINT}"
+        )
+    select_gl_backend()
+    try:
+        from dm_control.suite import reacher
+    except ImportError as e:
+        raise ImportError(
+            f"Reacher could not import dm_control ({e}); it needs mujoco==3.17.0 with "
+            f"dm_control==1.0.50: {INSTALL_HINT}"
+        ) from e
+    return reacher

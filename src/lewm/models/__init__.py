@@ -12,6 +12,9 @@ from lewm.models.encoders import EncoderConfig
 from lewm.models.lewm import LeWM, LeWMConfig
 from lewm.models.lewm import build_objective as _lewm_objective
 from lewm.models.lewm import tiny_config as _lewm_tiny
+from lewm.models.pldm import PLDM, PLDMConfig
+from lewm.models.pldm import build_objective as _pldm_objective
+from lewm.models.pldm import tiny_config as _pldm_tiny
 from lewm.models.predictor import PredictorConfig
 from lewm.models.protocol import WorldModel
 from lewm.models.registry import (
@@ -43,6 +46,24 @@ register_model(
         ),
     )
 )
+register_model(
+    ModelSpec(
+        "pldm",
+        PLDMConfig,
+        PLDM,
+        _pldm_objective,
+        _pldm_tiny,
+        "PLDM (Sobal et al.): LeWM's networks + inverse dynamics, VICReg and temporal terms",
+        required=(
+            "latent_dim",
+            "action_dim",
+            "frameskip",
+            "encoder.kind",
+            "encoder.image_size",
+            "predictor.history",
+        ),
+    )
+)
 
 __all__ = [
     "MODELS",
@@ -51,6 +72,8 @@ __all__ = [
     "LeWM",
     "LeWMConfig",
     "ModelSpec",
+    "PLDM",
+    "PLDMConfig",
     "PredictorConfig",
     "WorldModel",
     "WorldModelBase",

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lewm.losses import LeWMObjective, SIGReg
+from lewm.losses import LeWMObjective, SIGReg, VICReg
 from lewm.models.base import WorldModelBase
 from lewm.models.checkpoint import CheckpointError, resolve_checkpoint
 from lewm.models.encoders import EncoderConfig, build_encoder
@@ -38,7 +38,11 @@ class LeWMConfig:
             self.encoder = EncoderConfig(**self.encoder)
         if isinstance(self.predictor, dict):
             self.predictor = PredictorConfig(**self.predictor)
-        check(self.kind == "lewm", f"model.kind of a LeWMConfig must be 'lewm', got {self.kind!r}")
+        own = type(self).kind  # the class's default: "lewm" here, a subclass's own kind there
+        check(
+            self.kind == own,
+            f"model.kind of a {type(self).__name__} must be {own!r}, got {self.kind!r}",
+        )
         for name in ("latent_dim", "projector_hidden", "action_dim", "frameskip"):
             value = getattr(self, name)
             check(value >= 1, f"model.{name} must be >= 1, got {value}")
@@ -245,7 +249,12 @@ class LeWM(WorldModelBase):
 
 def build_objective(config: LeWMConfig, train: Any, distributed: bool = False) -> LeWMObjective:
     """Next-embedding MSE + ``train.sigreg_weight`` x SIGReg (``train.sigreg_*`` settings), plus
-    ``train.open_loop_weight`` x the open-loop rollout's MSE when that option is set."""
+    ``train.open_loop_weight`` x the open-loop rollout's MSE when that option is set. With
+    ``train.regularizer=vicreg`` (an ablation) VICReg's variance and covariance terms
+    (``train.vicreg_*_weight``) replace SIGReg."""
+    if getattr(train, "regularizer", "sigreg") == "vicreg":
+        vicreg = VICReg(train.vicreg_var_weight, train.vicreg_cov_weight, distributed=distributed)
+        return LeWMObjective(train.sigreg_weight, None, train.open_loop_weight, vicreg=vicreg)
     sigreg = SIGReg(
         train.sigreg_num_proj, train.sigreg_knots, seed=train.seed, distributed=distributed
     )

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from lewm.config import Config, ConfigError, apply_overrides, preset
@@ -51,3 +53,26 @@ def test_unknown_preset():
 def test_vit_patch_must_divide_image():
     with pytest.raises(ConfigError, match="multiple of"):
         apply_overrides(preset("paper"), ["model.encoder.patch_size=5"])
+
+
+def test_a_kind_switch_on_the_command_line_keeps_the_presets_settings(capsys):
+    from lewm.cli.main import main
+    from lewm.models import PLDMConfig
+
+    cfg = preset("tworoom-cpu", ["model.kind=pldm", "model.latent_dim=32"])
+    assert isinstance(cfg.model, PLDMConfig)
+    assert (cfg.model.latent_dim, cfg.model.predictor.history, cfg.model.encoder.image_size) == (
+        32,
+        1,
+        64,
+    )
+    # without a kind switch: exactly the preset with the overrides on top
+    assert preset("cpu", ["train.lr=3e-4"]) == apply_overrides(preset("cpu"), ["train.lr=3e-4"])
+    # preset keys the new kind lacks are left out (tworoom-quick's CEM iterations for Adam)
+    adam = preset("tworoom-quick", ["eval.solver.kind=adam"]).eval.solver
+    assert adam.kind == "adam" and adam.num_samples == 100
+    assert preset("tworoom-quick", ["eval.solver.kind=icem"]).eval.solver.iterations == 10
+    assert main(["config", "--preset", "tworoom-cpu", "model.kind=pldm"]) == 0
+    printed = json.loads(capsys.readouterr().out)["model"]
+    assert printed["kind"] == "pldm" and printed["latent_dim"] == 64
+    assert printed["loss"]["variance"] == 18.0

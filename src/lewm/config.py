@@ -15,6 +15,7 @@ lists them and ``lewm config --preset NAME`` prints the resolved tree.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +24,10 @@ from lewm.models import EncoderConfig, LeWMConfig, PredictorConfig, model_config
 from lewm.models.encoders import IMAGENET_MEAN, IMAGENET_STD
 from lewm.planning.config import EvalConfig
 from lewm.training.config import TrainConfig
-from lewm.utils.config import ConfigError, choice, from_dict, to_dict
+from lewm.utils.config import ConfigError, choice, from_dict, parse_override, to_dict
 from lewm.utils.config import apply_overrides as _apply_overrides
+
+log = logging.getLogger(__name__)
 
 ModelConfig = LeWMConfig  # the name of LeWM's config before world models were plug-ins
 
@@ -158,13 +161,58 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def preset(name: str) -> Config:
-    """A fresh copy of a named preset."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
-    p = PRESETS[name]
-    base = Config() if p.base is None else preset(p.base)
-    return apply_overrides(base, list(p.overrides))
+# Ablations of LeWM (issue 20), as data: overrides on top of any preset, e.g.
+#   lewm train --preset tworoom-cpu train.regularizer=vicreg ...
+# The paper's values: lambda 0.09 and 1024 projections (Fig. 15-16), history 3 (1 on Two-Room),
+# a 6-layer predictor; docs/results.md lists the commands and what a short run measured.
+ABLATIONS: dict[str, tuple[str, ...]] = {
+    "lambda-0": ("train.sigreg_weight=0",),  # no regulariser at all: the collapse baseline
+    "lambda-0.01": ("train.sigreg_weight=0.01",),
+    "lambda-0.09": ("train.sigreg_weight=0.09",),  # the paper's released value
+    "lambda-1": ("train.sigreg_weight=1",),
+    "proj-16": ("train.sigreg_num_proj=16",),
+    "proj-64": ("train.sigreg_num_proj=64",),
+    "proj-1024": ("train.sigreg_num_proj=1024",),  # the paper's value
+    "vicreg": ("train.regularizer=vicreg",),  # PLDM's variance + covariance in place of SIGReg
+    "depth-1": ("model.predictor.depth=1",),
+    "depth-4": ("model.predictor.depth=4",),
+    "history-1": ("model.predictor.history=1",),
+    "history-3": ("model.predictor.history=3",),
+}
+
+
+def preset(name: str, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """A fresh copy of a named preset, with ``overrides`` (the command line's) on top.
+
+    The preset's overrides and these are applied to the defaults as one list, where a ``kind``
+    switch applies first: ``preset("tworoom-cpu", ["model.kind=pldm"])`` is a PLDM model with
+    the preset's sizes (its ``model.*`` keys apply to the new kind), not PLDM's paper-sized
+    defaults. Preset keys under a switched section that the new kind does not have (a CEM
+    setting when ``eval.solver.kind=adam`` is asked for) are left out, and logged.
+    """
+    own = preset_overrides(name)
+    kinds = [o for o in overrides if parse_override(o)[0][-1] == "kind"]
+    if kinds:
+        switched = to_dict(apply_overrides(Config(), kinds))  # the defaults of the new kinds
+        sections = [".".join(parse_override(o)[0][:-1]) + "." for o in kinds]
+        kept = []
+        for item in own:
+            parts = parse_override(item)[0]
+            key = ".".join(parts)
+            if any(key.startswith(s) for s in sections) and not _has_leaf(switched, parts):
+                log.info("preset %s: %s does not apply to %s", name, key, ", ".join(kinds))
+                continue
+            kept.append(item)
+        own = kept
+    return apply_overrides(Config(), [*own, *overrides])
+
+
+def _has_leaf(tree: dict[str, Any], parts: list[str]) -> bool:
+    for p in parts:
+        if not isinstance(tree, dict) or p not in tree:
+            return False
+        tree = tree[p]
+    return not isinstance(tree, dict)
 
 
 def preset_overrides(name: str) -> list[str]:
@@ -176,6 +224,7 @@ def preset_overrides(name: str) -> list[str]:
 
 
 __all__ = [
+    "ABLATIONS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "PRESETS",

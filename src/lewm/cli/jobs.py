@@ -162,7 +162,7 @@ def eval_config_from_args(args: argparse.Namespace):
         for name, key in EVAL_FLAGS.items()
         if getattr(args, name) is not None
     ]
-    cfg = apply_overrides(preset(args.preset), [*args.overrides, *flags])
+    cfg = preset(args.preset, [*args.overrides, *flags])  # kinds first: lewm.config.preset
     kind = cfg.eval.solver.kind
     cls = solver_config(kind)
     names = {f.name for f in fields(cls)}

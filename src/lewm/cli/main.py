@@ -67,10 +67,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         from lewm.config import Config
         from lewm.training.rundir import read_run
 
-        base = Config.from_dict(read_run(args.out)["config"])
-    else:
-        base = preset(args.preset or "cpu")
-    cfg = apply_overrides(base, args.overrides)
+        cfg = apply_overrides(Config.from_dict(read_run(args.out)["config"]), args.overrides)
+    else:  # a kind switch (model.kind=pldm) keeps the preset's sizes: see lewm.config.preset
+        cfg = preset(args.preset or "cpu", args.overrides)
     chosen = {"camera": args.camera, "action_key": args.action_key, "state_key": args.state_key}
     if any(v is not None for v in chosen.values()):  # the flags are data.* overrides
         from lewm.data.config import DataConfig
@@ -139,9 +138,9 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from lewm.config import apply_overrides, preset
+    from lewm.config import preset
 
-    cfg = apply_overrides(preset(args.preset), args.overrides)
+    cfg = preset(args.preset, args.overrides)
     print(json.dumps(cfg.to_dict(), indent=2))
     return 0
 

@@ -26,6 +26,13 @@ class TrainConfig:
     sigreg_weight: float = 0.09  # lambda (LeWM's objective)
     sigreg_num_proj: int = 1024
     sigreg_knots: int = 17
+    # LeWM's regulariser on the encoder latents: "sigreg" (the paper's, weight sigreg_weight) or
+    # "vicreg" (an ablation: PLDM's VICReg variance + covariance terms, weighted by the two keys
+    # below, in place of SIGReg; sigreg_* then unused). Other world-model kinds have their own
+    # terms (PLDM: model.loss.*)
+    regularizer: str = "sigreg"
+    vicreg_var_weight: float = 18.0  # the LeWM paper's PLDM alpha (its Table 2)
+    vicreg_cov_weight: float = 12.0  # the LeWM paper's PLDM beta (its Table 2)
     # > 0: add this weight x the MSE of an open-loop rollout from each clip's first frame (the
     # predictor also learns from its own predictions). A departure from the paper's objective;
     # needs model.predictor.history >= 2 (clips of 3+ frames)
@@ -73,6 +80,13 @@ class TrainConfig:
             f"train.open_loop_weight must be >= 0, got {self.open_loop_weight}",
         )
         check(self.sigreg_knots >= 2, f"train.sigreg_knots must be >= 2, got {self.sigreg_knots}")
+        check(
+            self.regularizer in ("sigreg", "vicreg"),
+            f"train.regularizer must be 'sigreg' or 'vicreg', got {self.regularizer!r}",
+        )
+        for name in ("vicreg_var_weight", "vicreg_cov_weight"):
+            value = getattr(self, name)
+            check(value >= 0, f"train.{name} must be >= 0, got {value}")
         check(
             0 <= self.val_fraction < 1,
             f"train.val_fraction must be in [0, 1), got {self.val_fraction}",

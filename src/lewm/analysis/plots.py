@@ -12,16 +12,21 @@ def load_metrics(path: str | os.PathLike) -> list[dict]:
 
 
 def plot_training_curves(metrics: str | os.PathLike, out_png: str | os.PathLike) -> Path:
-    """Prediction loss, SIGReg, latent std and straightness (train and val) against step."""
+    """Prediction loss, the regulariser, latent std and straightness (train and val) against
+    step."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     recs = load_metrics(metrics)
+    # the regulariser's panel: SIGReg (LeWM), or the VICReg variance term (PLDM, LeWM + VICReg)
+    reg = ("sigreg", "SIGReg", True)
+    if not any("train/sigreg" in r for r in recs) and any("train/variance" in r for r in recs):
+        reg = ("variance", "variance hinge (VICReg)", False)
     panels = [
         ("pred_loss", "prediction loss (MSE)", True),
-        ("sigreg", "SIGReg", True),
+        reg,
         ("z_std", "latent per-dim std", False),
     ]
     if any("train/straightness" in r for r in recs):

@@ -202,7 +202,14 @@ def run_probe(
     cfg = cfg or ProbeConfig()
     trained = probe_model(model.eval(), data, env, cfg, progress)
     floor = probe_model(random_init_like(model, cfg.seed), data, env, cfg, progress)
-    return {"env": env, "config": asdict(cfg), "trained": trained, "random_init": floor}
+    kind = getattr(getattr(model, "config", None), "kind", "lewm")
+    return {
+        "env": env,
+        "kind": kind,
+        "config": asdict(cfg),
+        "trained": trained,
+        "random_init": floor,
+    }
 
 
 def _strip(d: dict) -> dict:
@@ -214,8 +221,10 @@ def markdown_table(report: dict) -> str:
         "| quantity | model | linear MSE | linear r | MLP MSE | MLP r |",
         "|---|---|---|---|---|---|",
     ]
+    kind = report.get("kind", "lewm")
+    ours = "LeWM (ours)" if kind == "lewm" else f"{kind} (ours)"
     for name in report["trained"]:
-        for label, key in (("LeWM (ours)", "trained"), ("random init", "random_init")):
+        for label, key in ((ours, "trained"), ("random init", "random_init")):
             q = report[key][name]
             lin, mlp = q["linear"], q["mlp"]
             lines.append(

@@ -82,7 +82,7 @@ def memory_bound() -> int:
         return 64 * 2**30
 
 
-MAX_MODULES = 100_000  # far beyond any real world model; a depth typo would build forever
+MAX_MODULES = 10_000  # ~30x the paper model (305); a depth typo would build for minutes
 
 
 class _TooManyModules(Exception):

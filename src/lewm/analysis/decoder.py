@@ -233,7 +233,8 @@ class DecoderTrainConfig:
         check_seed(self.seed, "decoder seed (--seed)")
 
 
-def _sample_rows(data: Any, episodes: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+def sample_rows(data: Any, episodes: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` distinct rows (sorted) drawn from the given episodes (all of them if fewer)."""
     rows = np.concatenate(
         [int(data.ep_offset[e]) + np.arange(int(data.ep_len[e])) for e in episodes]
     )
@@ -256,34 +257,20 @@ def _mse(decoder: LatentDecoder, z: Tensor, px: np.ndarray, batch: int = 256) ->
     return total / (len(z) * px[0].size)
 
 
-def train_decoder(
-    model: Any,
-    data: Any,
-    ckpt: str | os.PathLike,
-    cfg: DecoderTrainConfig | None = None,
+def fit_decoder(
+    z_tr: Tensor,
+    tr_px: np.ndarray,
+    z_va: Tensor,
+    va_px: np.ndarray,
+    cfg: DecoderTrainConfig,
+    device: torch.device | str = "cpu",
     progress: bool | None = False,
-) -> tuple[LatentDecoder, dict[str, Any]]:
-    """Train a decoder from the frozen ``model``'s latents to the frames of ``data``; returns it
-    and its record (what ``decoder.json`` holds). ``ckpt``: the model's checkpoint folder (its
-    weights file fingerprints the model)."""
-    cfg = cfg or DecoderTrainConfig()
-    t0 = time.perf_counter()
-    fingerprint = model_fingerprint(ckpt)
-    model.eval()
-    dev = model_device(model)
-    rng = np.random.default_rng(cfg.seed)
-    train_eps, val_eps, split = decoder_episodes(model, data, cfg.seed)
-    tr_rows = _sample_rows(data, train_eps, cfg.frames, rng)
-    va_rows = _sample_rows(data, val_eps, cfg.val_frames, rng)
-    tr_px = np.asarray(data.rows("pixels", tr_rows))  # (N, h, w, 3) uint8
-    va_px = np.asarray(data.rows("pixels", va_rows))  # (M, h, w, 3)
-    z_tr = torch.as_tensor(embed_frames(model, tr_px, progress=progress))  # (N, D), no grad
-    z_va = torch.as_tensor(embed_frames(model, va_px, progress=progress))  # (M, D)
-    if not (torch.isfinite(z_tr).all() and torch.isfinite(z_va).all()):
-        raise FloatingPointError(
-            "the world model's latents hold NaN or infinite values; its weights or the frames "
-            f"of {data.path} are broken - use another checkpoint"
-        )
+) -> tuple[LatentDecoder, dict[str, float]]:
+    """Fit a decoder from vectors z_tr (N, D) to uint8 frames tr_px (N, h, w, 3); returns it (in
+    eval mode) and its per-pixel MSE (frames in [0, 1]) on a part of the training frames, on
+    (z_va, va_px), and of the mean training frame on va_px (what ignoring z would score). Any
+    vectors work (latents, or true states as a control of what the decoder can draw)."""
+    dev = torch.device(device)
     h, w = tr_px.shape[1:3]
     torch.manual_seed(cfg.seed)
     dcfg = DecoderConfig(latent_dim=z_tr.shape[1], height=h, width=w, channels=cfg.channels)
@@ -326,6 +313,44 @@ def train_decoder(
     mean_frame = tr_px.reshape(len(tr_px), -1).mean(0, dtype=np.float64) / 255.0
     va_flat = va_px.reshape(len(va_px), -1).astype(np.float64) / 255.0
     n_score = min(len(z_tr), cfg.val_frames)
+    losses = {
+        "train_mse": _mse(decoder, z_tr[:n_score], tr_px[:n_score]),
+        "val_mse": _mse(decoder, z_va, va_px),
+        "val_mean_frame_mse": float(((va_flat - mean_frame) ** 2).mean()),
+    }
+    return decoder, losses
+
+
+def train_decoder(
+    model: Any,
+    data: Any,
+    ckpt: str | os.PathLike,
+    cfg: DecoderTrainConfig | None = None,
+    progress: bool | None = False,
+) -> tuple[LatentDecoder, dict[str, Any]]:
+    """Train a decoder from the frozen ``model``'s latents to the frames of ``data``; returns it
+    and its record (what ``decoder.json`` holds). ``ckpt``: the model's checkpoint folder (its
+    weights file fingerprints the model)."""
+    cfg = cfg or DecoderTrainConfig()
+    t0 = time.perf_counter()
+    fingerprint = model_fingerprint(ckpt)
+    model.eval()
+    dev = model_device(model)
+    rng = np.random.default_rng(cfg.seed)
+    train_eps, val_eps, split = decoder_episodes(model, data, cfg.seed)
+    tr_rows = sample_rows(data, train_eps, cfg.frames, rng)
+    va_rows = sample_rows(data, val_eps, cfg.val_frames, rng)
+    tr_px = np.asarray(data.rows("pixels", tr_rows))  # (N, h, w, 3) uint8
+    va_px = np.asarray(data.rows("pixels", va_rows))  # (M, h, w, 3)
+    z_tr = torch.as_tensor(embed_frames(model, tr_px, progress=progress))  # (N, D), no grad
+    z_va = torch.as_tensor(embed_frames(model, va_px, progress=progress))  # (M, D)
+    if not (torch.isfinite(z_tr).all() and torch.isfinite(z_va).all()):
+        raise FloatingPointError(
+            "the world model's latents hold NaN or infinite values; its weights or the frames "
+            f"of {data.path} are broken - use another checkpoint"
+        )
+    decoder, losses = fit_decoder(z_tr, tr_px, z_va, va_px, cfg, dev, progress)
+    dcfg, (h, w) = decoder.config, tr_px.shape[1:3]
     record = {
         "format": DECODER_FORMAT,
         "version": DECODER_VERSION,
@@ -351,13 +376,9 @@ def train_decoder(
             **{k: getattr(cfg, k) for k in ("steps", "batch_size", "lr", "l1_weight", "seed")},
             "seconds": round(time.perf_counter() - t0, 1),
         },
-        "losses": {  # per-pixel MSE, frames in [0, 1]
-            "train_mse": _mse(decoder, z_tr[:n_score], tr_px[:n_score]),
-            "val_mse": _mse(decoder, z_va, va_px),
-            "val_mean_frame_mse": float(((va_flat - mean_frame) ** 2).mean()),
-        },
+        "losses": losses,  # per-pixel MSE, frames in [0, 1]
     }
-    if not all(math.isfinite(v) for v in record["losses"].values()):
+    if not all(math.isfinite(v) for v in losses.values()):
         raise FloatingPointError("decoder training ended with NaN losses; nothing was written")
     return decoder, record
 

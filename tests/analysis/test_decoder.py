@@ -89,6 +89,9 @@ def test_broken_decoder_folders_are_one_clear_error(tmp_path):
     (tmp_path / "d" / "decoder.json").write_text(json.dumps(_record(DecoderConfig(8, 32, 32))))
     with pytest.raises(DecoderError, match="does not match the architecture"):
         load_decoder(tmp_path / "d")
+    (tmp_path / "d" / "decoder.json").write_text(json.dumps({**_record(cfg), "model": {}}))
+    with pytest.raises(DecoderError, match="invalid decoder record"):
+        load_decoder(tmp_path / "d")
     (tmp_path / "d" / "decoder.json").write_text("{not json")
     with pytest.raises(DecoderError, match="cannot read"):
         load_decoder(tmp_path / "d")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import os
 import shutil
@@ -51,8 +50,6 @@ from lewm.utils.io import (
     write_error,
 )
 from lewm.utils.progress import progress_bar
-
-log = logging.getLogger(__name__)
 
 DECODER_FORMAT, DECODER_VERSION = "lewm-decoder", 1
 DECODER_DIR = "decoder"  # inside the checkpoint folder it belongs to
@@ -478,8 +475,14 @@ def load_decoder(path: str | os.PathLike) -> tuple[LatentDecoder, dict[str, Any]
         )
     try:
         config = DecoderConfig(**record["decoder"])
-        if not isinstance(record["model"]["sha256"], str):
-            raise TypeError("model.sha256 must be a string")
+        for section, key, kind in (
+            ("model", "sha256", str),
+            ("data", "path", str),
+            ("training", "seed", int),
+            ("losses", "val_mse", float),
+        ):
+            if not isinstance(record[section][key], kind):
+                raise TypeError(f"{section}.{key} must be a {kind.__name__}")
     except (KeyError, TypeError, ValueError) as e:
         raise DecoderError(f"{cfg_file}: invalid decoder record ({type(e).__name__}: {e})") from e
     with torch.device("meta"):
@@ -682,3 +685,25 @@ def write_imagined(out_dir: str | os.PathLike, result: dict[str, Any], show: int
     with atomic_path(gif) as tmp:
         iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=400, loop=0)
     return {"imagined_png": png, "imagined_gif": gif}
+
+
+__all__ = [
+    "DecoderConfig",
+    "DecoderError",
+    "DecoderTrainConfig",
+    "LatentDecoder",
+    "check_data",
+    "check_decoder_data",
+    "check_decoder_for",
+    "check_decoder_out",
+    "decoder_episodes",
+    "default_decoder_dir",
+    "fit_decoder",
+    "imagine",
+    "load_decoder",
+    "model_fingerprint",
+    "sample_rows",
+    "save_decoder",
+    "train_decoder",
+    "write_imagined",
+]

@@ -34,11 +34,14 @@ def _commands(d, data, run):
         "surprise": ["surprise", run, "--env", "tworoom", "--trajectories", "3", "--frames", "3",
                      "--perturb-frame", "2", "--out", str(d / "s")],
         "straightness": ["straightness", run, "--frames", "3"],
+        "decoder": ["decoder", run, "--steps", "3", "--frames", "32", "--out", str(d / "dec"),
+                    "--overwrite"],
     }  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    "bar", ["collect tworoom", "train", "eval tworoom", "probes", "surprise", "straightness"]
+    "bar",
+    ["collect tworoom", "train", "eval tworoom", "probes", "surprise", "straightness", "decoder"],
 )
 def test_progress_bar_on_a_terminal_and_no_progress_turns_it_off(bar, tworoom, capsys, monkeypatch):
     argv = _commands(*tworoom)[bar]

@@ -17,17 +17,25 @@ from lewm.utils.progress import progress_bar
 
 
 def _episode_windows(
-    data, frameskip: int, frames: int, max_windows: int, seed: int, fix: str = "use fewer --frames"
+    data,
+    frameskip: int,
+    frames: int,
+    max_windows: int,
+    seed: int,
+    fix: str = "use fewer --frames",
+    among: np.ndarray | None = None,
 ):
-    """Row indices (W, frames) of frame windows `frameskip` steps apart inside episodes."""
+    """Row indices (W, frames) of frame windows `frameskip` steps apart inside episodes (all of
+    them, or the episode ids ``among``)."""
     if frames < 1 or max_windows < 1:
         raise ValueError(f"windows need >= 1 frame and >= 1 window, got {frames}, {max_windows}")
     rng = np.random.default_rng(seed)
     span = (frames - 1) * frameskip
+    eps = np.arange(len(data.ep_len)) if among is None else np.asarray(among, dtype=np.int64)
     starts = [
-        off + np.arange(L - span)
-        for L, off in zip(data.ep_len, data.ep_offset, strict=True)
-        if L > span
+        int(data.ep_offset[e]) + np.arange(int(data.ep_len[e]) - span)
+        for e in eps
+        if int(data.ep_len[e]) > span
     ]
     if not starts:
         raise ValueError(
@@ -134,14 +142,28 @@ def latent_map(model, env: str, n: int = 16, method: str = "auto") -> dict:
 
 # -- open-loop rollout against real frames --------------------------------------------------------
 @torch.inference_mode()
-def open_loop(model, data, horizon: int = 10, episodes: int = 64, seed: int = 0) -> dict:
-    """Roll out ``horizon`` blocks open-loop from ``history`` real frames with the real actions;
-    distance per step to the encoded real frames, beside the copy-last-frame baseline."""
+def rollout_windows(
+    model,
+    data,
+    horizon: int = 10,
+    episodes: int = 64,
+    seed: int = 0,
+    among: np.ndarray | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Windows of ``history + horizon`` real frames (from the episode ids ``among``, default
+    all) and the open-loop rollout of ``horizon`` blocks from the first ``history`` of them
+    with the real actions: pixels (E, C+H, h, w, 3), their latents z (E, C+H, D) and the
+    predictions (E, H, D)."""
     norm = model.action_normalizer()
     C, f = model.history, model.frameskip
     if horizon < 1 or episodes < 1:
         raise ValueError(f"--horizon and episodes must be >= 1, got {horizon} and {episodes}")
-    rows = _episode_windows(data, f, C + horizon, episodes, seed, "use a shorter --horizon")
+    if data.action_dim != model.action_dim:
+        raise ValueError(
+            f"{data.path} has actions of {data.action_dim} values, the model takes "
+            f"{model.action_dim}: the file comes from another environment - give the model's data"
+        )
+    rows = _episode_windows(data, f, C + horizon, episodes, seed, "use a shorter --horizon", among)
     px = torch.as_tensor(data.rows("pixels", rows))  # (E, C+H, h, w, 3)
     z = model.encode(px)  # (E, C+H, D)
     act_rows = rows[:, :1] + np.arange((C + horizon - 1) * f)  # (E, (C+H-1) f)
@@ -149,13 +171,22 @@ def open_loop(model, data, horizon: int = 10, episodes: int = 64, seed: int = 0)
     blocks = torch.as_tensor(act.reshape(len(rows), C + horizon - 1, -1))  # (E, C+H-1, f A)
     hist = blocks[:, : C - 1] if C > 1 else None
     pred = model.rollout(z[:, :C], blocks[:, C - 1 :][:, None], hist)[:, 0]  # (E, H, D)
+    return px, z, pred
+
+
+@torch.inference_mode()
+def open_loop(model, data, horizon: int = 10, episodes: int = 64, seed: int = 0) -> dict:
+    """Roll out ``horizon`` blocks open-loop from ``history`` real frames with the real actions;
+    distance per step to the encoded real frames, beside the copy-last-frame baseline."""
+    C = model.history
+    px, z, pred = rollout_windows(model, data, horizon, episodes, seed)
     real = z[:, C:]  # (E, H, D)
     err = (pred - real).square().sum(-1)  # (E, H)
     copy = (z[:, C - 1 : C] - real).square().sum(-1)  # (E, H)
     return {
         "context": C,
         "horizon": horizon,
-        "episodes": len(rows),
+        "episodes": len(px),
         "rollout_error_mean": err.mean(0).tolist(),
         "rollout_error_std": err.std(0).tolist(),
         "copy_last_error_mean": copy.mean(0).tolist(),
@@ -167,8 +198,10 @@ def write_viz(
     latent: dict | None = None,
     rollout: dict | None = None,
     metrics: str | os.PathLike | None = None,
+    extra: dict | None = None,
 ) -> dict[str, Path]:
-    """latent_map.png, open_loop.png, training_curves.png and viz.json with the numbers."""
+    """latent_map.png, open_loop.png, training_curves.png and viz.json with the numbers (and
+    the sections of ``extra``, e.g. the decoder's ``imagined``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -214,6 +247,6 @@ def write_viz(
         from lewm.analysis.plots import plot_training_curves
 
         files["training_curves"] = plot_training_curves(metrics, out / "training_curves.png")
-    write_json(out / "viz.json", numbers)
+    write_json(out / "viz.json", {**numbers, **(extra or {})})
     files["json"] = out / "viz.json"
     return files

@@ -1,4 +1,4 @@
-"""Subcommands that look inside a trained model: probe, surprise, straightness, viz."""
+"""Subcommands that look inside a trained model: probe, surprise, straightness, viz, decoder."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from lewm.cli.common import check_env, given, integer, seed_arg
+from lewm.cli.common import check_env, given, integer, number, same_env, seed_arg
 from lewm.utils.io import check_can_create
 
 
@@ -123,21 +123,94 @@ def cmd_straightness(args: argparse.Namespace) -> int:
     return 0
 
 
+def _decoder(args: argparse.Namespace, model, ckpt: Path, data):
+    """The decoder ``lewm viz`` draws with: --decoder DIR, else the checkpoint's decoder/ when
+    there is one (None without); checked against the model and the data before any work."""
+    from lewm.analysis.decoder import (
+        check_decoder_data,
+        check_decoder_for,
+        default_decoder_dir,
+        load_decoder,
+    )
+
+    folder = Path(args.decoder) if args.decoder else default_decoder_dir(ckpt)
+    if args.decoder is None and not folder.exists():
+        return None
+    decoder, record = load_decoder(folder)
+    check_decoder_for(record, ckpt, folder)
+    check_decoder_data(decoder, model, data)
+    return decoder, record
+
+
 def cmd_viz(args: argparse.Namespace) -> int:
     from lewm.analysis.geometry import latent_map, open_loop, write_viz
 
     model, ckpt = _load(args.checkpoint)
     args.env = _env_from(model, args.env, args.any_env, registered=True)
     data = _dataset(model, args.data)
+    decoder = _decoder(args, model, ckpt, data)
     out = check_can_create(_out_dir(args, ckpt, "viz"))
     latent = latent_map(model, args.env, **given(n=args.grid, method=args.method))
     rollout = open_loop(model, data, **given(horizon=args.horizon, seed=args.seed))
+    extra = {}
+    if decoder is not None:
+        from lewm.analysis.decoder import imagine
+
+        dec, record = decoder
+        options = given(horizon=args.horizon, seed=args.seed)
+        imagined = imagine(model, dec, data, record, **options)
+        extra["imagined"] = {k: v for k, v in imagined.items() if not k.startswith("_")}
     run_dir = ckpt.parent if ckpt.name == "model" else ckpt.parent.parent
     metrics = run_dir / "metrics.jsonl"
-    files = write_viz(out, latent, rollout, metrics)
+    files = write_viz(out, latent, rollout, metrics, extra)
+    if decoder is not None:
+        from lewm.analysis.decoder import write_imagined
+
+        files.update(write_imagined(out, imagined))
     summary = {k: v for k, v in latent.items() if not k.startswith("_")}
     files = {k: str(v) for k, v in files.items()}
-    print(json.dumps({"latent_map": summary, "open_loop": rollout, "files": files}, indent=2))
+    report = {"latent_map": summary, "open_loop": rollout, **extra, "files": files}
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_decoder(args: argparse.Namespace) -> int:
+    from lewm.analysis.decoder import (
+        DecoderTrainConfig,
+        check_data,
+        check_decoder_out,
+        default_decoder_dir,
+        save_decoder,
+        train_decoder,
+    )
+
+    model, ckpt = _load(args.checkpoint)
+    data = _dataset(model, args.data)
+    recorded, env = (model.metadata or {}).get("env"), data.attrs.get("env")
+    if recorded and env and not same_env(recorded, env):
+        raise ValueError(
+            f"--data {data.path} holds {env!r} episodes, the model was trained on {recorded!r} "
+            "data: its latents of these frames would mean nothing - give the model's data"
+        )
+    check_data(model, data)
+    cfg = DecoderTrainConfig(
+        **given(
+            steps=args.steps,
+            batch_size=args.batch,
+            lr=args.lr,
+            l1_weight=args.l1,
+            frames=args.frames,
+            seed=args.seed,
+        )
+    )
+    out = check_decoder_out(
+        Path(args.out) if args.out else default_decoder_dir(ckpt), args.overwrite
+    )
+    check_can_create(out)
+    decoder, record = train_decoder(model, data, ckpt, cfg, _progress(args))
+    save_decoder(decoder, record, out, overwrite=args.overwrite)
+    summary = {"decoder": str(out), "split": record["data"]["split"], **record["losses"]}
+    print(json.dumps({**summary, "seconds": record["training"]["seconds"]}, indent=2))
     return 0
 
 
@@ -202,4 +275,37 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="2-D map: t-SNE (needs scikit-learn) or PCA; auto (default) = t-SNE when installed",
     )
     p.add_argument("--horizon", type=integer(1, 10**4), help="open-loop blocks (default: 10)")
+    p.add_argument(
+        "--decoder",
+        default=None,
+        metavar="DIR",
+        help="a decoder folder (`lewm decoder`): also write imagined.png / imagined.gif and the "
+        "per-step pixel error of the decoded rollout (default: the checkpoint's decoder/, "
+        "used when it exists)",
+    )
     p.set_defaults(func=cmd_viz)
+
+    p = sub.add_parser(
+        "decoder",
+        help="train a small decoder from the frozen model's latents to frames (for `lewm viz`)",
+    )
+    p.add_argument("checkpoint", help="checkpoint folder or run directory (only read)")
+    p.add_argument(
+        "--data", default=None, help="episode file of the model's env (default: its training data)"
+    )
+    p.add_argument("--steps", type=integer(1, 10**7), help="optimiser steps (default: 1000)")
+    p.add_argument("--batch", type=integer(1, 10**5), help="frames per step (default: 32)")
+    p.add_argument("--lr", type=number(1e-8, 1.0), help="AdamW learning rate (default: 1e-3)")
+    p.add_argument("--l1", type=number(0.0, 1e3), help="weight of an L1 term (default: 0)")
+    p.add_argument(
+        "--frames", type=integer(1, 10**7), help="training frames encoded (default: 4096)"
+    )
+    p.add_argument("--seed", type=seed_arg(), help="random seed (default: 0)")
+    p.add_argument(
+        "--out", default=None, help="decoder folder (default: CHECKPOINT/decoder, e.g. RUN/model/)"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing decoder folder (only one)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_decoder)

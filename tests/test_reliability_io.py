@@ -435,9 +435,13 @@ def model():
 
 def test_save_syncs_every_file_the_temp_folder_and_then_the_parent(tmp_path, model, monkeypatch):
     events = []
-    monkeypatch.setattr(ckpt_mod, "fsync_file", lambda p: events.append(("file", Path(p).name)))
-    monkeypatch.setattr(ckpt_mod, "fsync_dir", lambda p: events.append(("dir", Path(p))))
-    monkeypatch.setattr(io_mod, "fsync_dir", lambda p: events.append(("parent", Path(p))))
+    # every folder write goes through lewm.utils.io.publish_dir: files, the temp folder, the parent
+    monkeypatch.setattr(io_mod, "fsync_file", lambda p: events.append(("file", Path(p).name)))
+    monkeypatch.setattr(
+        io_mod,
+        "fsync_dir",
+        lambda p: events.append(("parent" if Path(p) == tmp_path else "dir", Path(p))),
+    )
     path = model.save_pretrained(tmp_path / "ckpt", extra_files={"training_state.pt": b"s"})
     files = sorted(e[1] for e in events if e[0] == "file")
     assert files == ["config.json", "model.safetensors", "training_state.pt"]
@@ -483,7 +487,7 @@ def test_a_failure_after_the_weights_keeps_the_previous_checkpoint(tmp_path, mod
     def eio(p):
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(ckpt_mod, "fsync_file", eio)
+    monkeypatch.setattr(io_mod, "fsync_file", eio)
     with pytest.raises(OSError, match="input/output error"):
         model.save_pretrained(path, overwrite=True)
     assert _digest(path) == before and _names(tmp_path) == ["ckpt"]

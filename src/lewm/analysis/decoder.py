@@ -44,9 +44,7 @@ from lewm.utils.config import check, check_seed
 from lewm.utils.io import (
     atomic_path,
     ensure_output_dir,
-    fsync_dir,
-    fsync_file,
-    replace_dir,
+    publish_dir,
     write_error,
 )
 from lewm.utils.progress import progress_bar
@@ -433,10 +431,7 @@ def save_decoder(
         except SafetensorError as e:  # safetensors reports I/O errors as its own type
             raise OSError(str(e)) from e
         (tmp / CONFIG_NAME).write_text(text)
-        for f in tmp.iterdir():
-            fsync_file(f)
-        fsync_dir(tmp)
-        replace_dir(tmp, path)
+        publish_dir(tmp, path)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         note = "; nothing was written (a decoder already there is unchanged)"

@@ -37,11 +37,9 @@ from lewm.utils.config import ConfigError, from_dict, to_dict
 from lewm.utils.io import (
     ensure_output_dir,
     error_code,
-    fsync_dir,
-    fsync_file,
     os_error,
+    publish_dir,
     reason,
-    replace_dir,
     write_error,
 )
 
@@ -137,10 +135,7 @@ def save(
             (tmp / NORMALIZER_FILE).write_text(json.dumps(normalizer.to_dict(), indent=2))
         for name, data in (extra_files or {}).items():
             (tmp / name).write_bytes(data)
-        for f in tmp.iterdir():
-            fsync_file(f)
-        fsync_dir(tmp)
-        replace_dir(tmp, path)  # syncs the parent folder
+        publish_dir(tmp, path)  # syncs the parent folder too
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise _write_error(path, e) from e

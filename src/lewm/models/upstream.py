@@ -80,7 +80,7 @@ from lewm.models.encoders import IMAGENET_MEAN, IMAGENET_STD, EncoderConfig
 from lewm.models.lewm import LeWM, LeWMConfig
 from lewm.models.predictor import PredictorConfig
 from lewm.utils.config import ConfigError, to_dict
-from lewm.utils.io import ensure_output_dir, fsync_dir, fsync_file, replace_dir, write_error
+from lewm.utils.io import ensure_output_dir, publish_dir, write_error
 
 UPSTREAM_CONFIG = "config.json"
 UPSTREAM_WEIGHTS = "weights.pt"
@@ -907,10 +907,7 @@ def export_upstream(
         torch.save(state, tmp / UPSTREAM_WEIGHTS)
         (tmp / UPSTREAM_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         (tmp / SIDECAR).write_text(side_text)
-        for f in tmp.iterdir():
-            fsync_file(f)
-        fsync_dir(tmp)
-        replace_dir(tmp, path)
+        publish_dir(tmp, path)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise write_error(f"cannot write {path}", e, "; nothing was changed") from e

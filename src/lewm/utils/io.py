@@ -253,6 +253,17 @@ def replace_dir(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return dst
 
 
+def publish_dir(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Make the finished folder ``src`` durable (every file in it, then the folder, synced) and
+    move it onto ``dst`` with :func:`replace_dir`: readers see the old folder or the new one."""
+    src = Path(src)
+    for f in src.iterdir():
+        if f.is_file():
+            fsync_file(f)
+    fsync_dir(src)
+    return replace_dir(src, dst)
+
+
 def clean_stale_temps(folder: str | os.PathLike, target: str) -> list[Path]:
     """Remove the temporaries a killed lewm writer left in ``folder`` for targets whose name
     matches the glob ``target`` (e.g. ``"step_*"``); returns the paths acted on.

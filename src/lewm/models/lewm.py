@@ -156,12 +156,9 @@ class LeWM(WorldModelBase):
         pred = self.predict(z[:, :N], a_emb)  # (B, N, D)
         out = {"z": z, "pred": pred}
         if open_loop and N >= 2:
-            seq = torch.cat([z[:, :1], pred[:, :1]], dim=1)  # (B, 2, D): frame 0, its prediction
-            for n in range(2, N + 1):
-                lo = max(0, n - self.history)
-                nxt = self.predict(seq[:, lo:], a_emb[:, lo:n], last_only=True)  # (B, D)
-                seq = torch.cat([seq, nxt[:, None]], dim=1)
-            out["pred_open"] = seq[:, 2:]  # (B, N-1, D)
+            # the planner's sliding-window rollout, from frame 0 and its (teacher-forced) prediction
+            seq = torch.cat([z[:, :1], pred[:, :1]], dim=1)  # (B, 2, D)
+            out["pred_open"] = self._rollout_rows(seq, a_emb, N - 1)  # (B, N-1, D)
         return out
 
     rollout_chunk: int | None = 4096  # rows per rollout chunk (None: all at once)

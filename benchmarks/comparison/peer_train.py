@@ -184,7 +184,9 @@ def main() -> None:
     log = (out / "metrics.jsonl").open("w")
     model.train()
     t1 = time.perf_counter()
+    step_seconds = []  # wall time of each step, data included (throughput comparisons)
     for step in range(a.steps):
+        t_step = time.perf_counter()
         if pos + a.batch > len(order):
             order, pos = np.random.default_rng(a.seed + step).permutation(train_idx), 0
         items = [ds[int(i)] for i in order[pos : pos + a.batch]]
@@ -208,6 +210,7 @@ def main() -> None:
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        step_seconds.append(time.perf_counter() - t_step)
         if step % a.log_every == 0 or step == a.steps - 1:
             rec = {
                 "step": step + 1,
@@ -233,6 +236,7 @@ def main() -> None:
         "params": sum(p.numel() for p in model.parameters()),
         "load_seconds": round(load_s, 1),
         "train_seconds": round(train_s, 1),
+        "step_seconds": [round(x, 4) for x in step_seconds],
         "final": rec,
         "args": vars(a),
     }

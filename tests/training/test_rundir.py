@@ -162,8 +162,8 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, toy_h5, cfg,
     trainer = Trainer(cfg, toy_h5, tmp_path / "run", progress=False)
     step = trainer.train_step
 
-    def step_then_ctrl_c():
-        out = step()
+    def step_then_ctrl_c(batch=None):
+        out = step(batch)
         if trainer.step == 6:
             signal.raise_signal(signal.SIGINT)  # arrives mid-loop; the step finishes first
         return out

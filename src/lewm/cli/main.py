@@ -170,8 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--data",
         required=True,
-        help="episode HDF5 file (see `lewm collect`; the authors' files too) or a local "
-        "LeRobot v3.0 dataset folder",
+        help="episode HDF5 file (see `lewm collect`; the authors' files too), several read as "
+        "one ('a.h5,b.h5', a quoted glob 'shards/*.h5' or a folder of .h5 files), or a local "
+        "LeRobot v3.0 dataset folder. Kept in memory when it fits, else streamed from disk "
+        "(data.mode=auto|memory|stream, data.workers, data.prefetch)",
     )
     t.add_argument(
         "--camera",

@@ -54,12 +54,18 @@ class ClipSampler:
             normalizer,
         )
         span = history * frameskip  # raw steps from the first to the last frame of a clip
-        starts = []
+        starts, counts = [], []
         for ep in np.asarray(episodes, dtype=np.int64):
             L, off = int(dataset.ep_len[ep]), int(dataset.ep_offset[ep])
+            counts.append(max(0, L - span))
             if L - 1 >= span:
                 starts.append(off + np.arange(L - span))
         self.starts = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+        # clips of the k-th episode given: [episode_first[k], episode_first[k] + episode_clips[k])
+        self.episode_clips = np.asarray(counts, dtype=np.int64)
+        self.episode_first = np.concatenate([[0], np.cumsum(self.episode_clips)[:-1]]).astype(
+            np.int64
+        )
         if len(self.starts) == 0:
             raise DataError(
                 f"no episode in this split is long enough for a clip of {history + 1} frames at "
@@ -106,4 +112,36 @@ class EpochBatches:
         if epoch != self._epoch:
             self._epoch = epoch
             self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        return self._perm[i * self.bs : (i + 1) * self.bs]
+
+
+class EpisodeBlockBatches(EpochBatches):
+    """Deterministic batches that touch few episodes at a time (for data read from disk):
+    each epoch permutes the episodes, cuts them into blocks of ``block`` episodes, and permutes
+    the clips within each block; batches are consecutive slices of that order. A batch then
+    reads frames of about ``block`` neighbouring-in-time episodes instead of frames spread over
+    the whole file. Depends only on (seed, step): exactly resumable, like :class:`EpochBatches`.
+    """
+
+    def __init__(self, clips: ClipSampler, batch_size: int, seed: int, block: int) -> None:
+        super().__init__(len(clips), batch_size, seed)
+        if isinstance(block, bool) or not isinstance(block, int | np.integer) or block < 1:
+            raise DataError(f"an episode block needs >= 1 episode, got {block!r}")
+        self.block = int(block)
+        self.first, self.count = clips.episode_first, clips.episode_clips
+
+    def __call__(self, step: int) -> np.ndarray:
+        epoch, i = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            self._epoch = epoch
+            rng = np.random.default_rng([self.seed, epoch, 1])
+            eps = rng.permutation(len(self.count))
+            order = []
+            for b in range(0, len(eps), self.block):
+                block = eps[b : b + self.block]
+                ids = np.concatenate(
+                    [self.first[e] + np.arange(self.count[e]) for e in block]
+                ).astype(np.int64)
+                order.append(ids[rng.permutation(len(ids))])
+            self._perm = np.concatenate(order)
         return self._perm[i * self.bs : (i + 1) * self.bs]

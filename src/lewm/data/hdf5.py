@@ -316,6 +316,10 @@ class EpisodeWriter:
             self._tmp.unlink(missing_ok=True)
 
 
+def _reopen(path: str, in_memory: bool) -> EpisodeDataset:
+    return EpisodeDataset(path, in_memory=in_memory)
+
+
 def _discard_pending_writes(f: h5py.File) -> None:
     """Point an HDF5 file's descriptor at the null device, so that whatever HDF5 still writes
     while it is closed (its chunk and metadata caches) succeeds and vanishes.
@@ -430,13 +434,36 @@ class EpisodeDataset:
             )
         self.attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
         self._cache: dict[str, np.ndarray] = {}
-        self.in_memory = in_memory
+        self.in_memory = False
         action = np.asarray(act[:], dtype=np.float32)
-        if in_memory:
-            for name in self.columns:
-                self._cache[name] = f[name][:]
         self._cache["action"] = action
         self._check_actions(action)
+        if in_memory:
+            self.to_memory()
+
+    def to_memory(self) -> None:
+        """Read every column into RAM (random clip reads then cost microseconds)."""
+        for name in self.columns:
+            if name not in self._cache:
+                try:
+                    self._cache[name] = self._file[name][:]
+                except (OSError, RuntimeError, ValueError) as e:
+                    raise DataError(
+                        f"dataset {self.path}: cannot read column {name!r} "
+                        f"({' '.join(str(e).split())}); the file may be truncated or corrupt - "
+                        "re-create it"
+                    ) from e
+        self.in_memory = True
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all columns once in memory (uncompressed)."""
+        f = self._file
+        return int(sum(f[c].size * f[c].dtype.itemsize for c in self.columns))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a worker process opens the file again: h5py handles do not cross processes
+        return (_reopen, (str(self.path), self.in_memory))
 
     def _check_index(self, n_rows: int) -> None:
         if self.ep_len.ndim != 1 or self.ep_len.shape != self.ep_offset.shape:

@@ -108,6 +108,7 @@ class LeRobotDataset:
     ) -> None:
         self.path = Path(path)
         self.in_memory = in_memory
+        self._options = {"camera": camera, "action_key": action_key, "state_key": state_key}
         self._pa = _import("pyarrow", "pyarrow")
         self._pq = _import("pyarrow.parquet", "pyarrow")
         info = self._read_info()
@@ -741,6 +742,24 @@ class LeRobotDataset:
         out["pixels"] = self._episode_pixels(i)
         return out
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the columns once every frame is decoded into memory."""
+        frames = self.num_steps * int(np.prod(self.image_shape))
+        return frames + sum(v.nbytes for k, v in self._cache.items() if k != "pixels")
+
+    def to_memory(self) -> None:
+        """Decode every frame into one array (random clip reads then cost microseconds)."""
+        if "pixels" not in self._cache:
+            self._cache["pixels"] = self._decode_all()
+            self._images = None
+            self._lazy.clear()
+        self.in_memory = True
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a worker process reads the folder again (decoders and modules do not cross processes)
+        return (_reopen, (str(self.path), self._options, self.in_memory))
+
     def close(self) -> None:
         """Drop the decoded frames (no file stays open between reads)."""
         self._cache.pop("pixels", None)
@@ -752,6 +771,10 @@ class LeRobotDataset:
             f"episodes={self.num_episodes}, steps={self.num_steps}, image={self.image_shape}, "
             f"action_dim={self.action_dim}, columns={sorted(self.columns)})"
         )
+
+
+def _reopen(path: str, options: dict[str, Any], in_memory: bool) -> LeRobotDataset:
+    return LeRobotDataset(path, in_memory=in_memory, **options)
 
 
 class _LazyPixels:

@@ -35,6 +35,7 @@ import torch
 from lewm.data.clips import split_episodes
 from lewm.data.config import DataConfig
 from lewm.data.hdf5 import DataError, EpisodeDataset
+from lewm.data.multi import canonical
 from lewm.planning.config import EvalConfig
 from lewm.planning.mpc import MPCController, Planner
 from lewm.planning.objective import GoalCost
@@ -76,7 +77,7 @@ def eval_episodes(
     """Episode ids for ``split``. A dataset other than the training file counts as held out."""
     all_eps = np.arange(dataset.num_episodes)
     trained_on = metadata.get("dataset")
-    same_file = trained_on is not None and Path(trained_on).resolve() == data_path.resolve()
+    same_file = trained_on is not None and canonical(trained_on) == canonical(data_path)
     if split == "all" or not same_file:
         return all_eps
     sp = metadata.get("split")

@@ -38,6 +38,9 @@ _RUN_PREFIXES = ("eval_", "probe_", "surprise_", "viz_", ".model.", f".{RUN_FILE
 # config keys a resumed run may change: they set how long and how fast it trains, what it logs
 # and how it is evaluated, not what is being trained
 SAFE_ON_RESUME = (
+    "data.mode",  # how the clips are read, never which ones
+    "data.workers",
+    "data.prefetch",
     "train.steps",
     "train.lr",
     "train.warmup_frac",

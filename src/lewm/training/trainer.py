@@ -27,9 +27,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from lewm.data.clips import ClipSampler, EpochBatches, split_episodes
+from lewm.data.clips import ClipSampler, EpisodeBlockBatches, EpochBatches, split_episodes
 from lewm.data.config import DataConfig
 from lewm.data.hdf5 import DataError
+from lewm.data.loader import BatchStream, auto_workers, choose_in_memory
+from lewm.data.multi import canonical
 from lewm.data.normalize import Normalizer
 from lewm.losses import latent_std, straightness
 from lewm.models import build_model, build_objective
@@ -45,6 +47,7 @@ from lewm.utils.progress import progress_bar, progress_enabled
 log = logging.getLogger(__name__)
 
 RUN_CONFIG = rundir.RUN_FILE  # kept for callers of the old name
+NOT_SHOWN = ("train/samples_per_s", "train/data_wait")  # logged, not in the progress bar
 
 
 class RunConfig(Protocol):
@@ -190,7 +193,8 @@ class Trainer:
         # data --------------------------------------------------------------------------------
         self.data_path = Path(data)
         self.data_config = getattr(config, "data", None) or DataConfig()
-        self.dataset = self.data_config.open(self.data_path)
+        self.dataset = self.data_config.open(self.data_path, in_memory=False)
+        self._choose_data_mode()
         self.fingerprint = rundir.data_fingerprint(self.dataset)
         if resume:
             other = rundir.check_same_data(self._run_record, self.data_path, self.fingerprint)
@@ -234,12 +238,17 @@ class Trainer:
             if len(self.val_eps)
             else None
         )
-        self.batches = EpochBatches(len(self.train_clips), tc.batch_size, tc.seed)
+        dc = self.data_config
+        self.batches = (
+            EpisodeBlockBatches(self.train_clips, tc.batch_size, tc.seed, dc.block_episodes)
+            if dc.shuffle == "episodes"
+            else EpochBatches(len(self.train_clips), tc.batch_size, tc.seed)
+        )
 
         # what the checkpoint records beside the weights, and the optimiser -----------------------
         self.model.normalizer = self.normalizer
         self.model.metadata = {
-            "dataset": str(self.data_path.resolve()),
+            "dataset": canonical(self.data_path),
             "split": {
                 "seed": tc.seed,
                 "val_fraction": tc.val_fraction,
@@ -266,6 +275,8 @@ class Trainer:
         error = dist_utils.broadcast_object(error, self.dist)
         if error is not None:
             raise FileExistsError(error)
+        if self.dist.is_main:  # said once the run is known to go ahead
+            log.log(logging.DEBUG if self.data_in_memory else logging.INFO, self.data_mode_note)
         if resume:
             self._resume()
         elif self.dist.is_main:
@@ -296,6 +307,22 @@ class Trainer:
                     self.dist.backend,
                     self.local_batch_size,
                 )
+
+    def _choose_data_mode(self) -> None:
+        """Hold the dataset in memory or stream it (``data.mode``; see lewm.data.loader), and
+        how many loader processes read it."""
+        dc = self.data_config
+        copies = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if self.dist.enabled else 1
+        in_memory, why = choose_in_memory(dc.mode, self.dataset.nbytes, copies)
+        if in_memory:
+            self.dataset.to_memory()
+            self.loader_workers = 0  # reads cost microseconds: no process would pay for itself
+        else:
+            self.loader_workers = auto_workers(copies) if dc.workers < 0 else dc.workers
+        self.data_in_memory = in_memory
+        self.data_mode_note = why + (
+            f"; {self.loader_workers} loader process(es)" if not in_memory else ""
+        )
 
     def _claim_run_dir(self, resume: bool, overwrite: bool, data: Path) -> str | None:
         """Lock the run directory (a new run: empty or a lewm run that may be overwritten);
@@ -361,13 +388,38 @@ class Trainer:
             terms["straightness"] = straightness(z)
         return terms
 
-    def train_step(self) -> dict[str, float]:
+    def _shard(self) -> slice | None:
+        """This rank's share of every step's global batch (None: all of it)."""
+        if not self.dist.enabled:
+            return None
+        b = self.local_batch_size
+        return slice(self.dist.rank * b, (self.dist.rank + 1) * b)
+
+    def batch_stream(self, start: int, end: int) -> BatchStream:
+        """This process's (pixels, action blocks) of steps ``start .. end-1``, read ahead by
+        the loader processes when the data are streamed."""
+        return BatchStream(
+            self.train_clips,
+            self.batches,
+            start,
+            end,
+            shard=self._shard(),
+            workers=self.loader_workers,
+            prefetch=self.data_config.prefetch,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def train_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> dict[str, float]:
+        """One optimiser step on ``batch`` (this step's clips from :meth:`batch_stream`; read
+        here when None)."""
         self.model.train()
-        idx = self.batches(self.step)  # the global batch of this step
-        if self.dist.enabled:
-            b = self.local_batch_size
-            idx = idx[self.dist.rank * b : (self.dist.rank + 1) * b]  # this rank's shard
-        pixels, blocks = self.train_clips.gather(idx)
+        if batch is None:
+            idx = self.batches(self.step)  # the global batch of this step
+            shard = self._shard()
+            batch = self.train_clips.gather(idx if shard is None else idx[shard])
+        pixels, blocks = batch
         terms = self._forward(pixels, blocks, self.net)
         self.optimizer.zero_grad(set_to_none=True)
         # Each rank's loss = its shard's MSE mean + lambda * global SIGReg; DDP averages the
@@ -542,34 +594,52 @@ class Trainer:
         acc: dict[str, float] = {}
         bar = progress_bar(tc.steps, "train", self.progress, initial=self.step)
         last: dict[str, float] = {}
-        while self.step < end:
-            out = self.train_step()
-            window_n += tc.batch_size
-            for k, v in out.items():
-                acc[k] = acc.get(k, 0.0) + v
-            bar.update(1)
-            if self.step % tc.log_every == 0 or self.step == end:
-                n = tc.log_every if self.step % tc.log_every == 0 else (self.step % tc.log_every)
-                now = time.perf_counter()
-                rec = {"step": self.step, **{f"train/{k}": v / n for k, v in acc.items()}}
-                rec["train/samples_per_s"] = window_n / max(now - window_t, 1e-9)
-                self._log(rec)
-                last = rec
-                shown = [k for k in rec if k.startswith("train/") and k != "train/samples_per_s"]
-                bar.set_postfix({k[6:]: f"{rec[k]:.4g}" for k in shown[:3]})
-                acc, window_t, window_n = {}, now, 0
-            if tc.val_every and self.step % tc.val_every == 0 and self.step < tc.steps:
-                if self.dist.is_main:
-                    self._log(
-                        {"step": self.step, **{f"val/{k}": v for k, v in self.validate().items()}}
+        stream = self.batch_stream(self.step, end)
+        wait = 0.0  # seconds this window spent waiting for the loader
+        try:
+            while self.step < end:
+                t_wait = time.perf_counter()
+                batch = next(stream)
+                wait += time.perf_counter() - t_wait
+                out = self.train_step(batch)
+                window_n += tc.batch_size
+                for k, v in out.items():
+                    acc[k] = acc.get(k, 0.0) + v
+                bar.update(1)
+                if self.step % tc.log_every == 0 or self.step == end:
+                    n = (
+                        tc.log_every
+                        if self.step % tc.log_every == 0
+                        else (self.step % tc.log_every)
                     )
-                window_t = time.perf_counter()
-            if self.step == tc.steps or (tc.ckpt_every and self.step % tc.ckpt_every == 0):
-                self.save_checkpoint()
-                window_t = time.perf_counter()
-            if stop.signal is not None:
-                bar.close()
-                raise self._interrupted(stop.signal)
+                    now = time.perf_counter()
+                    rec = {"step": self.step, **{f"train/{k}": v / n for k, v in acc.items()}}
+                    rec["train/samples_per_s"] = window_n / max(now - window_t, 1e-9)
+                    # the share of the window's wall time spent waiting for data (< 0.05: the
+                    # loader keeps up)
+                    rec["train/data_wait"] = min(1.0, wait / max(now - window_t, 1e-9))
+                    self._log(rec)
+                    last = rec
+                    shown = [k for k in rec if k.startswith("train/") and k not in NOT_SHOWN]
+                    bar.set_postfix({k[6:]: f"{rec[k]:.4g}" for k in shown[:3]})
+                    acc, window_t, window_n, wait = {}, now, 0, 0.0
+                if tc.val_every and self.step % tc.val_every == 0 and self.step < tc.steps:
+                    if self.dist.is_main:
+                        self._log(
+                            {
+                                "step": self.step,
+                                **{f"val/{k}": v for k, v in self.validate().items()},
+                            }
+                        )
+                    window_t = time.perf_counter()
+                if self.step == tc.steps or (tc.ckpt_every and self.step % tc.ckpt_every == 0):
+                    self.save_checkpoint()
+                    window_t = time.perf_counter()
+                if stop.signal is not None:
+                    bar.close()
+                    raise self._interrupted(stop.signal)
+        finally:
+            stream.close()
         bar.close()
         final = dict(last)
         if self.step == tc.steps:

@@ -100,16 +100,37 @@ def time_peer(a: argparse.Namespace, model: LeWM) -> dict:
     return rec
 
 
-def time_plan(planner: Planner, B: int, C: int, s: int, Ab: int, repeats: int) -> float:
+def time_plan(
+    planner: Planner,
+    B: int,
+    C: int,
+    s: int,
+    Ab: int,
+    repeats: int,
+    warmup: int = 1,
+    budget_s: float | None = None,
+) -> float:
+    """Median wall seconds of one ``planner.plan`` call for B episodes (C context frames of
+    s x s pixels, random), after ``warmup`` calls; on CUDA each call ends with a synchronize.
+    With ``budget_s`` the timed calls stop once that many seconds are spent (at least one)."""
     obs = torch.randint(0, 256, (B, C, s, s, 3), dtype=torch.uint8)
     goal = torch.randint(0, 256, (B, s, s, 3), dtype=torch.uint8)
     hist = torch.randn(B, C - 1, Ab) if C > 1 else None
-    planner.plan(obs, goal, hist)  # warm-up
+    cuda = planner.device.type == "cuda"
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        planner.plan(obs, goal, hist)
+    if cuda:
+        torch.cuda.synchronize(planner.device)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         planner.plan(obs, goal, hist)
+        if cuda:
+            torch.cuda.synchronize(planner.device)
         times.append(time.perf_counter() - t)
+        if budget_s is not None and time.perf_counter() - t0 > budget_s:
+            break
     return statistics.median(times)
 
 

@@ -49,7 +49,7 @@ def _run(check, tmp_path: Path, *args: str) -> tuple[int, dict, str]:
 def test_cpu_mode_reports_every_section_with_finite_numbers(check, tmp_path):
     rc, report, md = _run(check, tmp_path, "--skip", "ddp")
     sections = report["sections"]
-    assert list(sections) == ["env", "train", "plan", "solvers"]
+    assert list(sections) == ["env", "train", "plan", "solvers", "stream"]
     failed = {k: v.get("error") for k, v in sections.items() if v["status"] != "pass"}
     assert rc == 0 and report["status"] == "pass" and not failed, failed
     assert report["mode"] == "cpu"
@@ -76,13 +76,19 @@ def test_cpu_mode_reports_every_section_with_finite_numbers(check, tmp_path):
         assert row["status"] == "pass", (kind, row)
         assert row["shape"] == [2, 5, 10] and math.isfinite(row["cost"])
 
+    stream = sections["stream"]  # lewm train on a file streamed by a loader process
+    assert stream["steps_timed"] >= 1 and _finite_positive(stream["clips_per_s"])
+    assert 0.0 <= stream["data_wait_median"] <= stream["data_wait_max"] <= 1.0
+    assert "data.mode=stream" in stream["loader"][0]
+    assert not (tmp_path / "stream" / "frames.h5").exists()  # gigabytes on a GPU machine
+
     # the target row is there, and "n/a" on the CPU: toy sizes say nothing about the goal
     (latency,) = [t for t in report["targets"] if t["what"].startswith("planning latency")]
     assert latency["met"] is None
     for name in sections:
         assert f"## {name}: pass" in md
     assert "| section | status | seconds | cap s |" in md and "**FAIL**" not in md
-    assert (tmp_path / "timeline.txt").read_text().count(": pass in ") == 4
+    assert (tmp_path / "timeline.txt").read_text().count(": pass in ") == 5
 
 
 class NaNSolver(CEM):

@@ -120,9 +120,9 @@ def run_mode(args: argparse.Namespace, data: Path, mode: str, cap: int) -> dict:
     samples = []
     while proc.poll() is None:
         kids = _children(proc.pid)
-        samples.append(
-            (round(time.perf_counter() - t0, 1), _rss(proc.pid), sum(_rss(k) for k in kids))
-        )
+        main_rss = _rss(proc.pid)
+        if main_rss:  # 0: the process has just exited
+            samples.append((round(time.perf_counter() - t0, 1), main_rss, sum(map(_rss, kids))))
         time.sleep(args.every)
     stdout, stderr = proc.communicate()
     wall = time.perf_counter() - t0
@@ -158,9 +158,13 @@ def run_mode(args: argparse.Namespace, data: Path, mode: str, cap: int) -> dict:
         rows = [json.loads(x) for x in metrics.read_text().splitlines()]
         rows = [r for r in rows if "train/data_wait" in r][1:]  # the first step starts workers
         if rows:
-            rec["data_wait_median"] = float(np.median([r["train/data_wait"] for r in rows]))
-            rec["data_wait_max"] = float(max(r["train/data_wait"] for r in rows))
-            rec["clips_per_s"] = float(np.median([r["train/samples_per_s"] for r in rows]))
+            waits = [r["train/data_wait"] for r in rows]
+            rec["data_wait_median"] = round(float(np.median(waits)), 4)
+            rec["data_wait_max"] = round(float(max(waits)), 4)
+            rec["clips_per_s"] = round(
+                float(np.median([r["train/samples_per_s"] for r in rows])), 2
+            )
+            rec["s_per_step"] = round(args.batch / rec["clips_per_s"], 3)
     return rec
 
 

@@ -64,11 +64,16 @@ def test_one_memory_point(cc, tmp_path):
     """One `lewm train` on a generated file: a peak above the pixels it loads; the file is gone
     afterwards."""
     spec = {**cc.QUICK["memory"], "gb": [0.01]}
-    ctx = {"workdir": tmp_path, "modes": ["memory"], "train_threads": [], "stream_args": None}
+    ctx = {"workdir": tmp_path, "modes": ["memory", "stream"], "train_threads": []}
     points, fits = cc.sweep_memory(spec, ctx)
-    (p,) = points
-    assert p["mode"] == "memory" and p["pixel_gb"] >= 0.01 and "lewm train" in p["command"]
-    assert p["peak_tree_rss_mb"] >= p["peak_rss_mb"] > p["pixel_gb"] * 1000
+    mem, stream = sorted(points, key=lambda p: p["mode"])
+    assert (mem["mode"], stream["mode"]) == ("memory", "stream")
+    for p in points:
+        assert p["pixel_gb"] >= 0.01 and "lewm train" in p["command"]
+        assert p["command"].endswith(f"data.mode={p['mode']}")
+        assert p["peak_tree_rss_mb"] >= p["peak_rss_mb"] > 0
+    assert mem["peak_rss_mb"] > mem["pixel_gb"] * 1000  # the frames are in the trainer's RAM
+    assert stream["peak_tree_rss_mb"] > stream["peak_rss_mb"]  # a loader process beside it
     assert fits == [] and not list((tmp_path / "memory").glob("*.h5"))
 
 
@@ -95,23 +100,12 @@ def test_measure_sees_a_child_and_its_children(cc):
 
 def test_stream_mode_hook(cc, tmp_path, monkeypatch):
     spec = cc.QUICK["memory"]
-    ctx = {"train_threads": [], "stream_args": None}
+    ctx = {"train_threads": []}
     mem = cc.train_cmd("memory", tmp_path / "d.h5", tmp_path / "run", spec, ctx)
+    stream = cc.train_cmd("stream", tmp_path / "d.h5", tmp_path / "run", spec, ctx)
     assert mem[1:4] == ["-m", "lewm.cli.main", "train"] and "--data" in mem
-    try:
-        args = cc.stream_args()
-    except cc.StreamingUnsupported as e:  # this lewm has no streaming switch yet
-        assert "--modes memory" in str(e) and "--stream-args" in str(e)
-        with pytest.raises(cc.StreamingUnsupported):
-            cc.train_cmd("stream", tmp_path / "d.h5", tmp_path / "run", spec, ctx)
-    else:
-        assert len(args) == 1 and args[0] in {f"{k}={v}" for k, v in cc.STREAM_KEYS.items()}
-        stream = cc.train_cmd("stream", tmp_path / "d.h5", tmp_path / "run", spec, ctx)
-        assert stream == mem + args
-    # an explicit override is passed as given
-    given = {**ctx, "stream_args": "data.some_switch=false"}
-    stream = cc.train_cmd("stream", tmp_path / "d.h5", tmp_path / "run", spec, given)
-    assert stream == mem + ["data.some_switch=false"]
+    assert mem[-1] == "data.mode=memory" and stream[-1] == "data.mode=stream"
+    assert mem[:-1] == stream[:-1]
     with pytest.raises(ValueError, match="unknown data mode"):
         cc.train_cmd("mmap", tmp_path / "d.h5", tmp_path / "run", spec, ctx)
 

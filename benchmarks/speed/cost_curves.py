@@ -28,9 +28,9 @@ eval    wall s of ``lewm eval`` (the paper's protocol on Two-Room) vs episodes, 
         untrained model rarely reaches its goal, so every episode uses its full step budget:
         an upper bound. Fit: s = overhead + per_episode * episodes.
 memory  peak RSS of a short ``lewm train`` process vs dataset size (generated uncompressed HDF5
-        files of random pixels), per data mode (``--modes``): ``memory`` (the dataset loaded into
-        RAM, lewm's default) and ``stream`` (pixels read from disk; needs a lewm with a streaming
-        switch, see ``stream_args``). Fit: MB = a + b * GB.
+        files of random pixels), per data mode (``--modes``): ``memory`` (``data.mode=memory``, the
+        dataset loaded into RAM) and ``stream`` (``data.mode=stream``, frames read from disk by
+        a loader process). Fit: MB = a + b * GB.
 
 Writes ``cost_curves.json`` (every point with its settings or command, machine, date, threads,
 load average, the fits) and one PNG per sweep (``cost_train.png``, ``cost_plan.png``,
@@ -59,20 +59,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from lewm.config import Config, preset
+from lewm.config import preset
 from lewm.models import build_model, build_objective
 from lewm.planning import Planner, make_solver
 
 SWEEPS = ("train", "plan", "eval", "memory")
 MODES = ("memory", "stream")
-# config keys (and the value) that make `lewm train` read pixels from disk instead of RAM; the
-# first one the installed lewm's config has is used (--stream-args overrides)
-STREAM_KEYS = {
-    "data.in_memory": "false",
-    "train.in_memory": "false",
-    "data.stream": "true",
-    "train.stream": "true",
-}
 
 # The points of each sweep. FULL is sized for ~8 min on 2 quiet cores (estimates from the
 # step and plan times in docs/results.md); QUICK runs the same code at toy sizes.
@@ -621,35 +613,11 @@ def sweep_eval(spec: dict, ctx: dict) -> tuple[list[dict], list[dict]]:
 # -- (d) memory vs dataset size ------------------------------------------------------------------
 
 
-class StreamingUnsupported(RuntimeError):
-    pass
-
-
-def stream_args() -> list[str]:
-    """The `lewm train` override that reads pixels from disk instead of loading the dataset into
-    RAM: the first of :data:`STREAM_KEYS` the installed lewm's config has (a true/false key)."""
-    tree = Config().to_dict()
-    for key, value in STREAM_KEYS.items():
-        node: Any = tree
-        for part in key.split("."):
-            node = node.get(part, None) if isinstance(node, dict) else None
-        if isinstance(node, bool):
-            return [f"{key}={value}"]
-    raise StreamingUnsupported(
-        "the installed lewm has no streaming data mode (none of the config keys "
-        f"{', '.join(STREAM_KEYS)} exists): run with --modes memory, or give the override with "
-        "--stream-args 'KEY=VALUE'"
-    )
-
-
 def train_cmd(mode: str, data: Path, out: Path, spec: dict, ctx: dict) -> list[str]:
     """The ``lewm train`` command of one memory point in data ``mode`` ("memory": lewm's
     default, the dataset loaded into RAM; "stream": pixels read from disk)."""
     if mode not in MODES:
         raise ValueError(f"unknown data mode {mode!r}; choose from {MODES}")
-    extra: list[str] = []
-    if mode == "stream":
-        extra = shlex.split(ctx["stream_args"]) if ctx.get("stream_args") else stream_args()
     return lewm_cmd(
         "train",
         "--data",
@@ -664,7 +632,7 @@ def train_cmd(mode: str, data: Path, out: Path, spec: dict, ctx: dict) -> list[s
         "train.ckpt_every=0",
         *spec["overrides"],
         *ctx["train_threads"],
-        *extra,
+        f"data.mode={mode}",  # forced: auto would pick by the memory free at the time
     )
 
 
@@ -693,8 +661,6 @@ def sweep_memory(spec: dict, ctx: dict) -> tuple[list[dict], list[dict]]:
     modes = ctx["modes"]
     work = Path(ctx["workdir"]) / "memory"
     work.mkdir(parents=True, exist_ok=True)
-    if "stream" in modes and not ctx.get("stream_args"):
-        stream_args()  # fails now, before any file is written
     points = []
     for gb in spec["gb"]:
         data = work / f"pixels_{gb:g}GB.h5"
@@ -1005,13 +971,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out", required=True, help="folder for cost_curves.json, .md and PNGs")
     p.add_argument("--quick", action="store_true", help="toy points (< 60 s): checks the script")
     p.add_argument("--only", default=",".join(SWEEPS), help=f"sweeps, from {','.join(SWEEPS)}")
-    p.add_argument("--modes", default="memory", help="memory sweep data modes: memory,stream")
     p.add_argument(
-        "--stream-args",
-        default=None,
-        help="`lewm train` arguments of the stream mode (default: the first of "
-        + ", ".join(f"{k}={v}" for k, v in STREAM_KEYS.items())
-        + " whose key the installed lewm's config has)",
+        "--modes", default="memory,stream", help="memory sweep data modes: memory,stream"
     )
     p.add_argument("--threads", type=int, default=0, help="torch threads, here and in children")
     p.add_argument("--eval-run", default=None, help="time `lewm eval` of this trained run")
@@ -1025,11 +986,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         p.error(f"unknown sweep or mode {bad}; sweeps: {SWEEPS}, modes: {MODES}")
     if bool(a.eval_run) != bool(a.eval_data):
         p.error("--eval-run and --eval-data go together")
-    if "memory" in only and "stream" in modes and not a.stream_args:
-        try:
-            stream_args()  # fail now, not after the other sweeps
-        except StreamingUnsupported as e:
-            p.error(str(e))
     if a.threads:
         torch.set_num_threads(a.threads)
         os.environ["OMP_NUM_THREADS"] = str(a.threads)  # the lewm child processes
@@ -1044,7 +1000,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ctx = {
             "workdir": work,
             "modes": modes,
-            "stream_args": a.stream_args,
             "eval_run": a.eval_run,
             "eval_data": a.eval_data,
             "train_threads": [f"train.num_threads={a.threads}"] if a.threads else [],

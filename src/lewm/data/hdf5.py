@@ -316,6 +316,20 @@ class EpisodeWriter:
             self._tmp.unlink(missing_ok=True)
 
 
+# rows read per call when a column is loaded into memory: one read of a whole column stored a
+# frame per chunk costs several KB of transient memory per chunk on top of the data
+SLAB_ROWS = 4096
+
+
+def _read_in_slabs(d: h5py.Dataset) -> np.ndarray:
+    """The whole of ``d`` in one preallocated array, read ``SLAB_ROWS`` rows at a time."""
+    out = np.empty(d.shape, dtype=d.dtype)
+    for i in range(0, d.shape[0], SLAB_ROWS):
+        j = min(d.shape[0], i + SLAB_ROWS)
+        d.read_direct(out, np.s_[i:j], np.s_[i:j])
+    return out
+
+
 def _reopen(path: str, in_memory: bool) -> EpisodeDataset:
     return EpisodeDataset(path, in_memory=in_memory)
 
@@ -446,7 +460,7 @@ class EpisodeDataset:
         for name in self.columns:
             if name not in self._cache:
                 try:
-                    self._cache[name] = self._file[name][:]
+                    self._cache[name] = _read_in_slabs(self._file[name])
                 except (OSError, RuntimeError, ValueError) as e:
                     raise DataError(
                         f"dataset {self.path}: cannot read column {name!r} "

@@ -108,8 +108,8 @@ def _results(
         except BrokenProcessPool:
             raise ChildProcessError(
                 f"a collection worker process died unexpectedly (killed by a signal, out of "
-                f"memory, or a crash in native code) at job {index}; the collection stopped and "
-                f"wrote no file (an existing file is left as it was)"
+                f"memory, or a crash in native code) after {index} job(s) had finished; the "
+                f"collection stopped and wrote no file (an existing file is left as it was)"
             ) from None
         except Exception as e:
             if hasattr(e, "add_note"):  # Python >= 3.11
@@ -128,8 +128,9 @@ def ordered_map(
     ``workers`` spawned processes (1: in this process, lazily, with no process started).
 
     ``fn`` and the jobs must be picklable (a module-level function, or a ``functools.partial``
-    of one); ``jobs`` is read lazily. Leaving the ``with`` block before the end, or with an
-    error (Ctrl-C included), ends the workers at once; at the end they exit normally.
+    of one); ``jobs`` is read lazily. Leaving the ``with`` block with an error (Ctrl-C
+    included) ends the workers at once; otherwise queued jobs are cancelled, running ones
+    finish and the workers exit.
     """
     workers = check_workers(workers)
     if workers == 1:

@@ -199,8 +199,8 @@ NUM_OPTS = (
     NumOpt("collect", "--noise", float_=True, zero=False, extra=("nan", "inf", "-inf")),
     # Two-Room's collector has no explore option: any value is a mistake
     NumOpt("collect", "--explore", float_=True, extra=("0.3", "1")),
-    # Reacher's option: any value is a mistake for Two-Room too
-    NumOpt("collect", "--workers", huge=True, extra=("2",)),
+    # every collector takes --workers (1 to 256 processes)
+    NumOpt("collect", "--workers", huge=True, extra=("257",)),
     NumOpt("eval", "--episodes", huge=True, key="eval.episodes"),
     NumOpt("eval", "--goal-offset", extra=("1000000",), key="eval.goal_offset"),  # > budget 50
     NumOpt("eval", "--budget", extra=("24", "1"), key="eval.budget"),  # < goal_offset 25

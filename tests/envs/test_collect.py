@@ -48,6 +48,15 @@ def test_collection_is_deterministic_whatever_the_batching(tmp_path):
         assert set(a) == set(b)
         for col in a:
             assert a[col][:].tobytes() == b[col][:].tobytes(), col
+    # 20 episodes over two workers: blocks of 3 (the last of 2), in whichever worker
+    kw = {"resolution": 16, "seed": 3, "max_steps": 30, "progress": False}
+    one = collect_tworoom(tmp_path / "d.h5", 20, **kw)
+    two = collect_tworoom(tmp_path / "e.h5", 20, workers=2, **kw)
+    assert (one["workers"], two["workers"], one["steps"]) == (1, 2, two["steps"])
+    with h5py.File(tmp_path / "d.h5") as d, h5py.File(tmp_path / "e.h5") as e:
+        assert set(d) == set(e) and dict(d.attrs) == dict(e.attrs)
+        for col in d:
+            assert d[col][:].tobytes() == e[col][:].tobytes(), col
     a, c = (EpisodeDataset(tmp_path / f"{x}.h5") for x in "ac")
     assert not np.array_equal(a.column("state")[:5], c.column("state")[:5])
 
@@ -74,6 +83,8 @@ def test_collection_refuses_to_overwrite_before_any_work(tmp_path):
         ({"max_steps": 0}, "max_steps"),
         ({"noise_std": -1.0}, "noise_std"),
         ({"num_envs": 0}, "num_envs"),
+        ({"workers": 0}, "workers"),
+        ({"workers": 300}, "workers"),
     ],
 )
 def test_collection_rejects_bad_arguments(tmp_path, kwargs, match):
@@ -94,6 +105,26 @@ def test_cli_noise_option_reaches_the_collector(tmp_path, capsys):
     capsys.readouterr()
     assert main([*args[:-2], str(tmp_path / "bad.h5"), "--noise", "-1"]) == 2
     assert "argument --noise: must be a finite number in [0" in capsys.readouterr().err
+    assert not (tmp_path / "bad.h5").exists()
+
+
+def test_cli_workers_option_reaches_every_collector_and_is_checked(tmp_path, capsys):
+    import json
+
+    from lewm.cli.main import main
+
+    args = ["collect", "tworoom", "--episodes", "3", "--max-steps", "5", "--no-progress"]
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "w.h5"), "--workers", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["workers"] == 2
+    for bad, msg in [
+        ("0", "must be an integer in [1, 256], got 0"),
+        ("257", "must be an integer in [1, 256], got 257"),
+        ("1.5", "expected an integer, got '1.5'"),
+        ("two", "expected an integer, got 'two'"),
+    ]:
+        assert main([*args, "--out", str(tmp_path / "bad.h5"), "--workers", bad]) == 2
+        assert f"argument --workers: {msg}" in capsys.readouterr().err
     assert not (tmp_path / "bad.h5").exists()
 
 

@@ -14,7 +14,8 @@ from lewm.envs import ENVS, get_spec, make_env
 
 RES = 16  # pixels: every frame here is this size
 STEPS = 12  # actions per collected episode at most
-COMMON = {"resolution", "seed", "max_steps", "overwrite", "progress"}  # every collector's keywords
+# every collector's keywords
+COMMON = {"resolution", "seed", "max_steps", "overwrite", "progress", "workers"}
 
 
 @pytest.fixture(scope="module", params=sorted(ENVS))
@@ -107,6 +108,25 @@ def test_collection_is_identical_for_a_seed(spec, collected, tmp_path):
             assert a[col].dtype == b[col].dtype and a[col][:].tobytes() == b[col][:].tobytes()
     with h5py.File(path) as a, h5py.File(tmp_path / "c.h5") as c:
         assert not np.array_equal(a["state"][:], c["state"][:])
+
+
+def test_collection_is_identical_whatever_the_worker_count(spec, collected, tmp_path):
+    """Two worker processes (one episode each) write the arrays one process wrote."""
+    path, stats = collected
+    kw = {"resolution": RES, "max_steps": STEPS, "progress": False}
+    two = spec.collect(tmp_path / "w.h5", 2, seed=0, workers=2, **kw)
+    assert stats["workers"] == 1 and two["workers"] == 2 and two["steps"] == stats["steps"]
+    with h5py.File(path) as a, h5py.File(tmp_path / "w.h5") as b:
+        assert set(a) == set(b) and dict(a.attrs) == dict(b.attrs)
+        for col in a:
+            assert a[col].dtype == b[col].dtype and a[col][:].tobytes() == b[col][:].tobytes()
+
+
+@pytest.mark.parametrize("bad", [0, 257, 1.5])
+def test_collection_refuses_a_bad_worker_count_before_any_work(spec, tmp_path, bad):
+    with pytest.raises(ValueError, match=r"workers \(--workers\) must be an integer in \[1, 256\]"):
+        spec.collect(tmp_path / "x.h5", 2, resolution=RES, workers=bad, progress=False)
+    assert not (tmp_path / "x.h5").exists()
 
 
 def test_collected_episodes_layout(spec, collected):

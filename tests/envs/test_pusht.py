@@ -258,6 +258,25 @@ def test_collection_layout_replay_and_determinism(tmp_path):
 
 
 @needs_pymunk
+def test_collection_with_workers_gives_the_same_arrays_for_every_option(tmp_path):
+    import h5py
+
+    from lewm.envs.pusht import collect_pusht
+
+    kw = {"resolution": 16, "max_steps": 30, "progress": False, "seed": 2, "noise_std": 0.3}
+    kw |= {"explore": 0.3, "targets": "goal", "max_turn": 180.0}
+    one = collect_pusht(tmp_path / "a.h5", 3, **kw)
+    two = collect_pusht(tmp_path / "b.h5", 3, workers=2, **kw)
+    assert (one["workers"], two["workers"]) == (1, 2)
+    assert one["block_disp_mean"] == two["block_disp_mean"]
+    with h5py.File(tmp_path / "a.h5") as a, h5py.File(tmp_path / "b.h5") as b:
+        assert set(a) == set(b) and dict(a.attrs) == dict(b.attrs)
+        assert (b.attrs["targets"], b.attrs["explore"]) == ("goal", 0.3)
+        for col in a:
+            assert a[col][:].tobytes() == b[col][:].tobytes(), col
+
+
+@needs_pymunk
 def test_expert_with_the_goal_as_first_target_pushes_the_t_onto_it():
     """first_target = the task's goal pose: without noise the pusher brings the block within the
     success tolerances of the goal (measured: 30 / 30 episodes, median 85 steps), then draws

@@ -284,7 +284,7 @@ def test_cli_collect_options_reach_the_reacher_collector_only(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "bad.h5"), "--targets", "goal"]) == 2
     err = capsys.readouterr().err
     assert "--targets (targets) is not an option of the reacher collector" in err
-    assert "it takes: policy_kind, noise_std, workers" in err
+    assert "it takes: policy_kind, noise_std" in err
     tw = ["collect", "tworoom", "--episodes", "2", "--out", str(tmp_path / "tw.h5")]
     assert main([*tw, "--policy-kind", "pd"]) == 2
     assert "--policy-kind (policy_kind) is not an option of the tworoom collector" in (

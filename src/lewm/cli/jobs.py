@@ -96,7 +96,6 @@ def cmd_collect(args: argparse.Namespace) -> int:
         "--targets": ("targets", args.targets),
         "--max-turn": ("max_turn", args.max_turn),
         "--policy-kind": ("policy_kind", args.policy_kind),
-        "--workers": ("workers", args.workers),
     }
     options = {}
     for flag, (option, value) in flags.items():
@@ -108,7 +107,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
                 f"{', '.join(spec.collect_options) or 'no options'}"
             )
         options[option] = value
-    for name in ("resolution", "seed", "max_steps"):  # the collector's defaults otherwise
+    # keywords every collector takes (the collector's defaults when a flag is not given)
+    for name in ("resolution", "seed", "max_steps", "workers"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     stats = spec.collect(
@@ -476,8 +476,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--workers",
         type=integer(1, 256),
         default=None,
-        help="workers (reacher): processes that simulate and render episodes; the data are the "
-        "same for any count (default: 1)",
+        help="worker processes that simulate and render episodes (at most one per episode; "
+        "a seed gives the same data for any count; not for gym:ID) (default: 1)",
     )
     _add_gym_args(c)
     c.add_argument(

@@ -19,7 +19,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-# collect(out, episodes, *, resolution, seed, max_steps, overwrite, progress, **options) -> stats
+# collect(out, episodes, *, resolution, seed, max_steps, overwrite, progress, workers, **options)
+#     -> stats; a seed gives the same arrays for any number of worker processes (lewm.envs.parallel)
 Collector = Callable[..., dict[str, Any]]
 # render(states (N, S), resolution, **style) -> frames (N, r, r, 3) uint8
 Renderer = Callable[..., np.ndarray]
@@ -45,7 +46,7 @@ class EnvSpec:
     collect: Collector  # scripted-expert data collection into the episode HDF5 format
     render: Renderer  # batch rendering without an env instance (goal images, latent maps)
     success: Success  # the env's success test, vectorised
-    collect_options: tuple[str, ...] = ()  # extra keyword options ``collect`` accepts
+    collect_options: tuple[str, ...] = ()  # its own keyword options beyond the common ones
     quantities: Mapping[str, Quantity] = field(default_factory=dict)  # probe targets by name
     surprise: Surprise | None = None  # matched none/colour/teleport trajectories
     state_grid: StateGrid | None = None  # states on an n x n grid for latent maps

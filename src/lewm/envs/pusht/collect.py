@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,47 @@ log = logging.getLogger(__name__)
 COLLECT_STEPS = 200  # actions per collected episode (the default of max_steps)
 
 
+def collect_episode(
+    ep_seed: int,
+    *,
+    resolution: int,
+    max_steps: int,
+    noise_std: float,
+    explore: float,
+    max_turn: float,
+    first_target: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """One episode from its own seed ``ep_seed`` (reset and pusher): the columns ``pixels``
+    (T+1, r, r, 3) uint8, ``action`` (T+1, 2) (last row NaN), ``state`` (T+1, 7) and
+    ``proprio`` (T+1, 4). ``max_turn`` is in degrees. Every reset builds a fresh pymunk space,
+    so the episode does not depend on what ran before it in the process."""
+    from lewm.envs.pusht.env import PushTEnv
+
+    env = PushTEnv(resolution=resolution)
+    env.reset(seed=int(ep_seed))
+    expert = PushTExpert(
+        np.random.default_rng(int(ep_seed)),
+        noise_std=noise_std,
+        explore=explore,
+        max_turn=np.radians(max_turn),
+        first_target=first_target,
+    )
+    states = np.empty((max_steps + 1, 7), np.float64)  # (T+1, 7)
+    actions = np.full((max_steps + 1, 2), np.nan, np.float32)  # (T+1, 2)
+    states[0] = env.state
+    for t in range(max_steps):
+        actions[t] = expert.act(states[t])
+        env.step(actions[t])
+        states[t + 1] = env.state
+    st = states.astype(np.float32)
+    return {
+        "pixels": render_batch(st, resolution),  # (T+1, r, r, 3)
+        "action": actions,
+        "state": st,
+        "proprio": st[:, [0, 1, 5, 6]],  # (T+1, 4)
+    }
+
+
 def collect_pusht(
     out: str | os.PathLike,
     episodes: int,
@@ -30,6 +72,7 @@ def collect_pusht(
     max_steps: int | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
+    workers: int = 1,
     noise_std: float = 0.1,
     explore: float = 0.0,
     targets: str = "random",
@@ -46,10 +89,15 @@ def collect_pusht(
     demonstrations' way: push the T onto one fixed pose, turning it as it goes); random targets
     follow once it is reached. Columns: ``pixels`` (L, r, r, 3) uint8, ``action`` (L, 2)
     in the env's [-1, 1] units (last row NaN), ``state`` (L, 7) and ``proprio`` (L, 4) = agent xy
-    + agent vxy. The same seed gives identical arrays. The returned stats include how far the
-    block moves and turns over 25-step windows (the evaluation's goal offset).
+    + agent vxy.
+
+    ``workers`` processes simulate and render episodes in parallel (1 = this process). Episode
+    i draws only from the i-th seed of ``SeedSequence(seed)``, so a seed gives identical arrays
+    whatever ``workers`` is. The returned stats include how far the block moves and turns over
+    25-step windows (the evaluation's goal offset).
     """
     from lewm.data.hdf5 import EpisodeWriter
+    from lewm.envs.parallel import check_workers, ordered_map
     from lewm.envs.pusht.env import PushTEnv
     from lewm.utils.progress import progress_bar
 
@@ -60,6 +108,7 @@ def collect_pusht(
         raise ValueError(f"targets must be 'random' or 'goal', got {targets!r}")
     if not 0.0 <= max_turn <= 180.0:
         raise ValueError(f"max_turn must be in [0, 180] degrees, got {max_turn}")
+    workers = min(check_workers(workers), episodes)
     check_collection(
         out, episodes, resolution, max_steps, overwrite, noise_std=noise_std, seed=seed
     )
@@ -76,37 +125,25 @@ def collect_pusht(
         "max_steps": max_steps,
         "policy": "PushTExpert",
     }
+    run = partial(
+        collect_episode,
+        resolution=resolution,
+        max_steps=max_steps,
+        noise_std=noise_std,
+        explore=explore,
+        max_turn=max_turn,
+        first_target=env.goal_state[2:5].copy() if targets == "goal" else None,  # block x, y, angle
+    )
     t0 = time.perf_counter()
-    first = env.goal_state[2:5].copy() if targets == "goal" else None  # block (x, y, angle)
     all_states = []
     with (
         EpisodeWriter(out, overwrite=overwrite, attrs=attrs) as writer,
         progress_bar(episodes, "collect pusht", progress, unit="ep") as bar,
+        ordered_map(run, (int(s) for s in ep_seeds), workers) as results,
     ):
-        for ep_seed in ep_seeds:
-            env.reset(seed=int(ep_seed))
-            expert = PushTExpert(
-                np.random.default_rng(int(ep_seed)),
-                noise_std=noise_std,
-                explore=explore,
-                max_turn=np.radians(max_turn),
-                first_target=first,
-            )
-            states = np.empty((max_steps + 1, 7), np.float64)  # (T+1, 7)
-            actions = np.full((max_steps + 1, 2), np.nan, np.float32)  # (T+1, 2)
-            states[0] = env.state
-            for t in range(max_steps):
-                actions[t] = expert.act(states[t])
-                env.step(actions[t])
-                states[t + 1] = env.state
-            st = states.astype(np.float32)
-            writer.add_episode(
-                pixels=render_batch(st, resolution),  # (T+1, r, r, 3)
-                action=actions,
-                state=st,
-                proprio=st[:, [0, 1, 5, 6]],  # (T+1, 4)
-            )
-            all_states.append(st)
+        for ep in results:  # in episode order
+            writer.add_episode(**ep)
+            all_states.append(ep["state"])
             bar.update(1)
     seconds = time.perf_counter() - t0
     steps = episodes * (max_steps + 1)
@@ -114,6 +151,7 @@ def collect_pusht(
         "episodes": episodes,
         "steps": steps,
         "mean_length": float(max_steps + 1),
+        "workers": workers,
         "seconds": round(seconds, 2),
         "steps_per_s": round(steps / seconds),
     }

@@ -5,9 +5,9 @@ for the rendering, which costs far more than the physics on a CPU."""
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -61,8 +61,8 @@ def collect_episode(
     return render_batch(st, resolution), actions, st
 
 
-def _job(args: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return collect_episode(*args)
+def _job(index: int, **kwargs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return collect_episode(index=index, **kwargs)
 
 
 def collect_reacher(
@@ -87,12 +87,13 @@ def collect_reacher(
     ``pixels`` (L, r, r, 3) uint8, ``action`` (L, 2) in [-1, 1] (last row NaN), ``state`` (L, 4)
     = qpos + qvel, and ``proprio`` (L, 4) = the state (the arm is all proprioception).
 
-    ``workers`` processes simulate and render episodes in parallel (started with ``spawn``; 1 =
-    this process). Every episode draws from its own seeded generator, so a seed gives identical
+    ``workers`` processes simulate and render episodes in parallel (:mod:`lewm.envs.parallel`;
+    1 = this process). Every episode draws from its own seeded generator, so a seed gives identical
     arrays whatever ``workers`` is. The returned stats include how far the arm moves over
     25-step windows (the evaluation's goal offset); ``steps_per_s`` counts frames.
     """
     from lewm.data.hdf5 import EpisodeWriter
+    from lewm.envs.parallel import check_workers, ordered_map
     from lewm.envs.reacher.backend import import_dm_control_reacher
     from lewm.utils.progress import progress_bar
 
@@ -101,8 +102,7 @@ def collect_reacher(
         raise ValueError(
             f"policy_kind (--policy-kind) must be one of {POLICY_KINDS}, got {policy_kind!r}"
         )
-    if int(workers) != workers or not 1 <= workers <= 256:
-        raise ValueError(f"workers (--workers) must be an integer in [1, 256], got {workers}")
+    workers = min(check_workers(workers), episodes)
     check_collection(
         out, episodes, resolution, max_steps, overwrite, noise_std=noise_std, seed=seed
     )
@@ -119,25 +119,25 @@ def collect_reacher(
         "success_tol": SUCCESS_TOL,
         "state_layout": "shoulder, wrist (rad), shoulder_vel, wrist_vel (rad/s)",
     }
-    jobs = [(seed, i, max_steps, resolution, policy_kind, noise_std) for i in range(episodes)]
-    workers = min(int(workers), episodes)
+    run = partial(
+        _job,
+        seed=seed,
+        max_steps=max_steps,
+        resolution=resolution,
+        policy_kind=policy_kind,
+        noise_std=noise_std,
+    )
     t0 = time.perf_counter()
     all_states = []
     with (
         EpisodeWriter(out, overwrite=overwrite, attrs=attrs) as writer,
         progress_bar(episodes, "collect reacher", progress, unit="ep") as bar,
+        ordered_map(run, range(episodes), workers) as results,
     ):
-        pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
-        try:
-            results = pool.imap(_job, jobs, chunksize=1) if pool else map(_job, jobs)
-            for pixels, actions, states in results:  # in episode order
-                writer.add_episode(pixels=pixels, action=actions, state=states, proprio=states)
-                all_states.append(states)
-                bar.update(1)
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+        for pixels, actions, states in results:  # in episode order
+            writer.add_episode(pixels=pixels, action=actions, state=states, proprio=states)
+            all_states.append(states)
+            bar.update(1)
     seconds = time.perf_counter() - t0
     frames = episodes * (max_steps + 1)
     stats = {

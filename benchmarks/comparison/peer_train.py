@@ -17,7 +17,8 @@ CUDA torch build; this loop does what it does per step, and nothing else:
     last partial one;
   * step: ``lejepa_forward`` (NaN actions -> 0, encode the 4 frames, predict from the first 3 with
     their actions, MSE to frames 2..4, + weight x ``SIGReg(emb.transpose(0, 1))``), AdamW,
-    gradient norm clipped to 1.0 (their ``gradient_clip_val``), fp32;
+    gradient norm clipped to 1.0 (their ``gradient_clip_val``), fp32 (``--precision bf16``: the
+    forward and loss under bf16 autocast, as their config's bf16 training);
   * learning rate: lewm's schedule (linear warm-up then cosine to 0 over ``--schedule-steps``,
     default the run), so that both trainers see the same rates; ``--scheduler epoch`` instead
     steps LinearWarmupCosineAnnealing once per epoch, as their config's ``interval: epoch``
@@ -126,6 +127,12 @@ def main() -> None:
     p.add_argument("--sigreg-proj", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16"],
+        help="bf16: forward and loss under bf16 autocast (their config trains in bf16)",
+    )
     p.add_argument("--log-every", type=int, default=50)
     # the control's model: lewm's pusht-cpu predictor/latent with a small ViT at 64 px
     p.add_argument("--image-size", type=int, default=64)
@@ -200,12 +207,15 @@ def main() -> None:
         for group in opt.param_groups:
             group["lr"] = a.lr * lr_factor(step, a.steps, a.warmup_frac, a.schedule_steps)
         batch = {"pixels": px, "action": act}
-        output = model.encode(batch)  # their lejepa_forward, ctx 3, one prediction
-        emb, act_emb = output["emb"], output["act_emb"]
-        pred = model.predict(emb[:, :3], act_emb[:, :3])
-        pred_loss = (pred - emb[:, 1:]).pow(2).mean()
-        sig = sigreg(emb.transpose(0, 1))
-        loss = pred_loss + a.sigreg_weight * sig
+        # Lightning's "bf16-mixed" (their config's precision): the forward and the loss under
+        # bf16 autocast, fp32 weights and optimizer
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            output = model.encode(batch)  # their lejepa_forward, ctx 3, one prediction
+            emb, act_emb = output["emb"], output["act_emb"]
+            pred = model.predict(emb[:, :3], act_emb[:, :3])
+            pred_loss = (pred - emb[:, 1:]).pow(2).mean()
+            sig = sigreg(emb.transpose(0, 1))
+            loss = pred_loss + a.sigreg_weight * sig
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -12,7 +12,9 @@ Hydra config, their HDF5 loader (every column cached in RAM), their z-scoring, t
 torchvision; without Lightning's per-step overhead the peer can only look faster). lewm is
 ``lewm train`` with the same model. Step time = the median wall time of the steps after
 ``--skip`` warm-up steps, data included; clips/s = batch / step time. Both use the machine's
-default torch threads unless ``--threads``.
+default torch threads unless ``--threads``, and the same precision (``--precisions``: fp32, and
+bf16 autocast, which their config trains in and lewm's ``train.precision=auto`` picks on CPUs
+with AVX512-BF16 or AMX).
 """
 
 from __future__ import annotations
@@ -60,20 +62,21 @@ def _run(cmd: list[str], env: dict[str, str], log: Path) -> float:
     return time.perf_counter() - t
 
 
-def peer(a: argparse.Namespace, name: str, data: str, steps: int, env: dict) -> dict:
+def peer(a: argparse.Namespace, name: str, data: str, steps: int, env: dict, prec: str) -> dict:
     _, peer_args, batch = CONFIGS[name]
-    out = Path(a.out) / f"peer_{name}"
+    out = Path(a.out) / f"peer_{name}_{prec}"
     if out.exists():
         import shutil
 
         shutil.rmtree(out)
     cmd = [
         a.peer_python, "benchmarks/comparison/peer_train.py", data, str(out),
-        "--steps", str(steps), "--batch", str(batch), "--log-every", "1000000", *peer_args,
+        "--steps", str(steps), "--batch", str(batch), "--log-every", "1000000",
+        "--precision", prec, *peer_args,
     ]  # fmt: skip
     if a.threads:
         cmd += ["--threads", str(a.threads)]
-    wall = _run(cmd, env, Path(a.out) / f"peer_{name}.log")
+    wall = _run(cmd, env, Path(a.out) / f"peer_{name}_{prec}.log")
     summary = json.loads((out / "summary.json").read_text())
     step_s = float(np.median(summary["step_seconds"][a.skip :]))
     return {
@@ -87,18 +90,18 @@ def peer(a: argparse.Namespace, name: str, data: str, steps: int, env: dict) -> 
     }
 
 
-def ours(a: argparse.Namespace, name: str, data: str, steps: int, env: dict) -> dict:
+def ours(a: argparse.Namespace, name: str, data: str, steps: int, env: dict, prec: str) -> dict:
     lewm_args, _, batch = CONFIGS[name]
-    out = Path(a.out) / f"lewm_{name}"
+    out = Path(a.out) / f"lewm_{name}_{prec}"
     cmd = [
         sys.executable, "-m", "lewm.cli.main", "train", "--data", data, "--out", str(out),
         "--overwrite", "--no-progress", *lewm_args, f"train.steps={steps}",
         f"train.batch_size={batch}", "train.log_every=1", "train.val_every=0",
-        "train.ckpt_every=0", "train.val_fraction=0.1",
+        "train.ckpt_every=0", "train.val_fraction=0.1", f"train.precision={prec}",
     ]  # fmt: skip
     if a.threads:
         cmd.append(f"train.num_threads={a.threads}")
-    wall = _run(cmd, env, Path(a.out) / f"lewm_{name}.log")
+    wall = _run(cmd, env, Path(a.out) / f"lewm_{name}_{prec}.log")
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "train/samples_per_s" in r][a.skip :]
     step_s = float(np.median([batch / r["train/samples_per_s"] for r in rows]))
@@ -135,20 +138,25 @@ def main() -> None:
     p.add_argument("--skip", type=int, default=3, help="warm-up steps left out of the median")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--configs", default="small,paper")
+    p.add_argument("--precisions", default="fp32,bf16")
     a = p.parse_args()
     Path(a.out).mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     results = []
+    precs = [x for x in a.precisions.split(",") if x]
     for name in a.configs.split(","):
         data, steps = (a.data, a.steps) if name == "small" else (a.data_paper, a.paper_steps)
         if data is None:
             continue
-        for fn in (peer, ours):
-            rec = {"config": name, **fn(a, name, data, steps, env)}
-            print(json.dumps(rec), flush=True)
-            results.append(rec)
+        for prec in precs:
+            for fn in (peer, ours):
+                rec = {"config": name, "precision": prec, **fn(a, name, data, steps, env, prec)}
+                print(json.dumps(rec), flush=True)
+                results.append(rec)
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     meta = {
         "machine": platform.processor() or platform.machine(),
+        "avx512_bf16": "avx512_bf16" in flags,
         "cpus": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d"),
         "threads": a.threads or "default",
@@ -156,18 +164,20 @@ def main() -> None:
     (Path(a.out) / "throughput.json").write_text(
         json.dumps({"meta": meta, "results": results}, indent=2)
     )
-    print("\n| config | who | params | batch | s/step | clips/s | lewm ÷ authors |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| config | precision | who | params | batch | s/step | clips/s | lewm ÷ authors |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in a.configs.split(","):
-        rows = [r for r in results if r["config"] == name]
-        if len(rows) != 2:
-            continue
-        ratio = rows[1]["clips_per_s"] / rows[0]["clips_per_s"]
-        for r in rows:
-            print(
-                f"| {name} | {r['who']} | {r['params']:,} | {r['batch']} | {r['s_per_step']} | "
-                f"{r['clips_per_s']} | {f'**{ratio:.2f}×**' if r['who'] == 'lewm' else ''} |"
-            )
+        for prec in precs:
+            rows = [r for r in results if r["config"] == name and r["precision"] == prec]
+            if len(rows) != 2:
+                continue
+            ratio = rows[1]["clips_per_s"] / rows[0]["clips_per_s"]
+            for r in rows:
+                mark = f"**{ratio:.2f}×**" if r["who"] == "lewm" else ""
+                print(
+                    f"| {name} | {prec} | {r['who']} | {r['params']:,} | {r['batch']} | "
+                    f"{r['s_per_step']} | {r['clips_per_s']} | {mark} |"
+                )
 
 
 if __name__ == "__main__":

@@ -753,7 +753,7 @@ def _panel(ax, rows, fits, sweep, xkey, ykey, feature, labels, model_part, log_a
     ticks = sorted(set(xs_all))
     if ticks and len(ticks) <= 10:
         ax.set_xticks(ticks)
-        ax.set_xticklabels([f"{t:g}" for t in ticks])
+        ax.set_xticklabels([f"{t:.3g}" for t in ticks])
     ax.set_title(labels[0])
     ax.set_xlabel(labels[1])
     ax.set_ylabel(labels[2])

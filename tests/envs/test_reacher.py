@@ -314,3 +314,38 @@ def test_collect_train_eval_end_to_end(tmp_path, capsys):
     assert main(["eval", run, "--env", "reacher", "--episodes", "2", *solver, "--no-progress"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["episodes"] == 2 and 0.0 <= res["success_rate"] <= 1.0
+
+
+@pytest.mark.slow
+@needs_mujoco
+def test_paper_preset_collects_trains_and_plans_one_reacher_episode(tmp_path):
+    """Issue 18, acceptance 4: the paper preset (ViT-tiny at 224 px, 18,034,478 parameters)
+    builds, trains a few steps and plans one Reacher episode, through the CPU preset's code."""
+    import json
+
+    from lewm.config import apply_overrides, preset
+    from lewm.envs.reacher import collect_reacher
+    from lewm.models import LeWM
+    from lewm.planning import CEMConfig
+    from lewm.planning.evaluate import EvalConfig, evaluate
+    from lewm.training.trainer import train
+
+    data = tmp_path / "reacher224.h5"
+    collect_reacher(data, 3, resolution=224, max_steps=40, progress=False)
+    assert EpisodeDataset(data).image_shape == (224, 224, 3)
+    cfg = apply_overrides(
+        preset("paper"),
+        ["train.steps=2", "train.batch_size=2", "train.val_every=0", "train.val_fraction=0.34"],
+    )
+    res = train(cfg, data, tmp_path / "run", progress=False)
+    assert res.steps == 2
+    model = LeWM.from_pretrained(res.model_dir)
+    assert sum(p.numel() for p in model.parameters()) == 18_034_478
+    ecfg = EvalConfig(
+        episodes=1, goal_offset=10, budget=10, horizon=2, receding=2, split="all", num_gifs=1,
+        solver=CEMConfig(num_samples=6, num_elites=2, iterations=2),
+    )  # fmt: skip
+    out = evaluate(model, "reacher", data, ecfg, out_dir=tmp_path / "eval")
+    assert len(out.successes) == 1 and out.plans >= 1
+    rec = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert len(rec["successes"]) == 1 and rec["settings"]["solver"]["num_samples"] == 6

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Reacher from nothing (issue 18): collect with the PD controller, train the CPU preset, plan at
+# the paper's protocol (50 held-out tasks, goal 25 steps ahead, budget 50, CEM 300 x 30, horizon
+# 5, receding 5) beside the random policy on the same tasks. Every stage is timed; the whole run
+# is the "from nothing" wall time.
+#
+#   SEED=0 OUT=runs/reacher_e2e/s0 bash benchmarks/quality/reacher_e2e.sh
+#   SMOKE=1 OUT=/tmp/reacher_smoke bash benchmarks/quality/reacher_e2e.sh     # ~2 min
+#
+# Writes $OUT/timeline.txt, the logs, $OUT/run (the model), $OUT/eval{,_random}/eval.json and
+# $OUT/summary.json.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SEED=${SEED:-0}
+OUT=${OUT:-runs/reacher_e2e/s$SEED}
+LEWM=${LEWM:-.venv/bin/lewm}
+PY=${PY:-.venv/bin/python}
+WORKERS=${WORKERS:-2}
+if [ "${SMOKE:-0}" = 1 ]; then
+  EPISODES=16 HELDOUT=8 STEPS=20 EVAL=(--episodes 2 --samples 30 --iterations 3)
+else
+  EPISODES=${EPISODES:-1000} HELDOUT=${HELDOUT:-100} STEPS=${STEPS:-3000} EVAL=()
+fi
+mkdir -p "$OUT"
+: > "$OUT/timeline.txt"
+T0=$(date +%s)
+stamp() { echo "$(( $(date +%s) - T0 )) s: $*" | tee -a "$OUT/timeline.txt"; }
+
+stamp "collect $EPISODES training episodes (pd, $WORKERS workers)"
+"$LEWM" collect reacher --episodes "$EPISODES" --seed "$SEED" --policy-kind pd \
+  --workers "$WORKERS" --resolution 64 --out "$OUT/train.h5" --overwrite --no-progress \
+  > "$OUT/collect_train.log" 2>&1
+stamp "collect $HELDOUT held-out episodes"
+"$LEWM" collect reacher --episodes "$HELDOUT" --seed $((SEED + 1000)) --policy-kind pd \
+  --workers "$WORKERS" --resolution 64 --out "$OUT/heldout.h5" --overwrite --no-progress \
+  > "$OUT/collect_heldout.log" 2>&1
+stamp "train --preset cpu, $STEPS steps"
+"$LEWM" train --data "$OUT/train.h5" --out "$OUT/run" --preset cpu --overwrite --no-progress \
+  "train.steps=$STEPS" "train.seed=$SEED" train.val_every=500 train.ckpt_every=500 \
+  > "$OUT/train.log" 2>&1
+stamp "plan (CEM, the paper's protocol) on held-out tasks"
+"$LEWM" eval "$OUT/run" --env reacher --data "$OUT/heldout.h5" --split all "${EVAL[@]}" \
+  --out "$OUT/eval" --overwrite --no-progress > "$OUT/eval.log" 2>&1
+stamp "random policy on the same tasks"
+"$LEWM" eval "$OUT/run" --env reacher --data "$OUT/heldout.h5" --split all "${EVAL[@]}" \
+  --policy random --out "$OUT/eval_random" --overwrite --no-progress > "$OUT/eval_random.log" 2>&1
+stamp "done"
+"$PY" - "$OUT" "$(( $(date +%s) - T0 ))" <<'EOF'
+import json, sys
+from pathlib import Path
+out, wall = Path(sys.argv[1]), int(sys.argv[2])
+plan = json.loads((out / "eval" / "eval.json").read_text())
+rand = json.loads((out / "eval_random" / "eval.json").read_text())
+summary = {
+    "from_nothing_minutes": round(wall / 60, 1),
+    "success_rate": plan["success_rate"],
+    "random_success_rate": rand["success_rate"],
+    "plan_seconds_mean": plan.get("plan_seconds_mean"),
+    "timeline": (out / "timeline.txt").read_text().splitlines(),
+}
+(out / "summary.json").write_text(json.dumps(summary, indent=2))
+print(json.dumps(summary, indent=2))
+EOF

@@ -75,7 +75,7 @@ def main() -> None:
                 name,
                 extra,
                 statistics.mean(r["success_rate"] for r in runs),
-                statistics.median(r["plan_seconds_mean"] for r in runs),
+                statistics.median(r["plan_seconds_mean"] or 0.0 for r in runs),
                 runs[0]["plans"],
                 len(runs),
             )
@@ -86,9 +86,8 @@ def main() -> None:
     print("| planner | success | s / plan (median) | time vs first row | plans | runs |")
     print("|---|---|---|---|---|---|")
     for name, _, success, secs, plans, n in results:
-        print(
-            f"| {name} | {100 * success:.0f} % | {secs:.4f} | 1/{ref / secs:.0f} | {plans} | {n} |"
-        )
+        ratio = f"1/{ref / secs:.0f}" if secs > 0 else "—"  # the random policy plans nothing
+        print(f"| {name} | {100 * success:.0f} % | {secs:.4f} | {ratio} | {plans} | {n} |")
 
 
 if __name__ == "__main__":

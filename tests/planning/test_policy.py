@@ -339,3 +339,29 @@ def test_eval_without_a_policy_says_to_train_one(tworoom_run, tmp_path, capsys):
     plain = EvalConfig(episodes=2, split="all", solver=CEMConfig(num_samples=4, num_elites=2))
     assert not plain.uses_policy()
     assert not EvalConfig(policy="random", proposal="policy").uses_policy()
+
+
+def test_lewm_policy_user_errors_are_one_line_and_touch_nothing(tworoom_run, tmp_path, capsys):
+    from lewm.data.hdf5 import EpisodeWriter
+
+    run = tworoom_run / "run"
+    before = _digests(run)
+    pusht = tmp_path / "pusht.h5"
+    g = np.random.default_rng(0)
+    with EpisodeWriter(pusht, attrs={"env": "pusht"}) as w:
+        for _ in range(2):
+            act = g.uniform(-1, 1, (20, 2)).astype(np.float32)
+            w.add_episode(pixels=g.integers(0, 255, (20, 16, 16, 3), dtype=np.uint8), action=act)
+    cases = [
+        (["--data", str(pusht)], "holds 'pusht' episodes"),
+        (["--goal-min", "30", "--goal-max", "10"], "goal_min (30) exceeds goal_max (10)"),
+        (["--lr", "nan"], "--lr"),
+        (["--steps", "0"], "--steps"),
+        (["--out", str(run), "--overwrite"], "replaces only a policy folder"),
+    ]
+    for extra, message in cases:
+        argv = ["policy", str(run), *FAST, "--out", str(tmp_path / "p"), *extra]
+        assert main(argv) == 2, extra
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (extra, err)
+    assert _digests(run) == before and not (tmp_path / "p").exists()

@@ -239,7 +239,6 @@ def encode_episodes(
     their actions, normalised with the model's action statistics."""
     dev = model_device(model)
     norm = model.action_normalizer()
-    pixels, actions = data.column("pixels"), data.column("action")
     lens = np.asarray(data.ep_len)[episodes].astype(np.int64)
     offs = np.asarray(data.ep_offset)[episodes].astype(np.int64)
     zs, buf = [], []
@@ -254,8 +253,9 @@ def encode_episodes(
     acts, remaining = [], []
     pending = 0
     for s, L in zip(offs, lens, strict=True):
-        buf.append(np.asarray(pixels[s : s + L]))  # (L, h, w, 3): one contiguous read
-        acts.append(np.asarray(actions[s : s + L], dtype=np.float32))
+        rows = np.arange(s, s + L)  # any reader (HDF5, several files, LeRobot) gathers rows
+        buf.append(np.asarray(data.rows("pixels", rows)))  # (L, h, w, 3)
+        acts.append(np.asarray(data.rows("action", rows), dtype=np.float32))  # (L, A)
         remaining.append(np.arange(L - 1, -1, -1))
         pending += int(L)
         if pending >= batch_size:

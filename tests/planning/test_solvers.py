@@ -51,6 +51,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 B, H, AB = 4, 5, 4  # episodes, horizon (blocks), block dim
 N = H * AB
 NAMES = sorted(SOLVERS)
+# solvers that search (all but those returning a proposal they are given, e.g. ``policy``)
+SEARCHING = sorted(n for n, (_, cls) in SOLVERS.items() if not getattr(cls, "needs_proposal", 0))
+PROPOSING = sorted(set(NAMES) - set(SEARCHING))
 # the population solvers that share SamplingSolver's loop (candidate 0 = the mean, ...)
 SAMPLING = sorted(n for n, (_, cls) in SOLVERS.items() if issubclass(cls, SamplingSolver))
 
@@ -134,7 +137,7 @@ CONVERGENCE = {
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", SEARCHING)
 def test_converges_on_known_quadratics(name, seed):
     overrides, sep_atol, coupled_atol, coupled_ratio = CONVERGENCE[name]
     solver = make_solver(name, seed=seed, **overrides)
@@ -152,7 +155,7 @@ def test_converges_on_known_quadratics(name, seed):
 # -- shared contracts: determinism, independence, NaN, warm start, shapes -------------------------
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", SEARCHING)
 def test_deterministic_for_seed_and_generator(name):
     cost_fn = _quadratic(_targets())
     a = _small(name).solve(cost_fn, B, H, AB)
@@ -165,7 +168,7 @@ def test_deterministic_for_seed_and_generator(name):
     assert torch.equal(c.actions, d.actions)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", SEARCHING)
 def test_episode_result_depends_only_on_its_own_cost(name):
     """Batched over episodes without leakage: changing other episodes' targets leaves episode 0
     bit-identical."""
@@ -178,7 +181,7 @@ def test_episode_result_depends_only_on_its_own_cost(name):
     assert not torch.equal(r1.actions[1:], r2.actions[1:])
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", SEARCHING)
 def test_nan_costs_are_never_chosen(name):
     target = _targets()
 
@@ -196,7 +199,7 @@ def test_nan_costs_are_never_chosen(name):
     _assert_cost_of_plan(res, cost_fn)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", SEARCHING)
 def test_warm_start_and_shape_contracts(name):
     target = _targets()
     cost_fn = _quadratic(target)
@@ -213,13 +216,45 @@ def test_warm_start_and_shape_contracts(name):
         _small(name).solve(cost_fn, B, 0, AB)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", SEARCHING)
 def test_result_reports_one_history_entry_per_iteration(name):
     res = _small(name, iterations=3).solve(_quadratic(_targets()), B, H, AB)
     assert isinstance(res, SolveResult)
     assert res.actions.shape == (B, H, AB) and res.cost.shape == (B,)
     assert res.iterations_run == 3 and len(res.history) == 3
     assert not res.actions.requires_grad and res.actions.dtype == torch.float32
+
+
+@pytest.mark.parametrize("name", PROPOSING)
+def test_proposal_solvers_return_the_proposal_and_its_cost(name):
+    """A solver that needs a proposal returns init_mean unchanged (for any seed), with its cost
+    from one cost_fn call; it refuses to run without one, and keeps the shape contracts."""
+    calls = []
+    cost_fn = _quadratic(_targets())
+
+    def counting(a):
+        calls.append(a.shape)
+        return cost_fn(a)
+
+    init = _targets(5)
+    a = make_solver(name).solve(counting, B, H, AB, init_mean=init)
+    b = make_solver(name, seed=1).solve(cost_fn, B, H, AB, init_mean=init)
+    assert torch.equal(a.actions, init) and torch.equal(a.actions, b.actions)
+    assert a.actions is not init  # a copy
+    _assert_cost_of_plan(a, cost_fn)
+    assert calls == [(B, 1, H, AB)] and a.iterations_run == 0 and a.history == []
+    assert not a.actions.requires_grad and a.actions.dtype == torch.float32
+    nan = make_solver(name).solve(lambda x: cost_fn(x) * torch.nan, B, H, AB, init_mean=init)
+    assert (nan.cost == torch.inf).all()
+    assert getattr(SOLVERS[name][1], "needs_proposal", False)
+    with pytest.raises(ValueError, match="init_mean"):
+        make_solver(name).solve(cost_fn, B, H, AB)
+    with pytest.raises(ValueError, match="init_mean"):
+        make_solver(name).solve(cost_fn, B, H, AB, init_mean=init[:, :2])
+    with pytest.raises(ValueError, match=r"\(B, S\)"):
+        make_solver(name).solve(lambda x: x.sum(dim=(-1, -2, -3)), B, H, AB, init_mean=init)
+    with pytest.raises(ValueError, match="horizon"):
+        make_solver(name).solve(cost_fn, B, 0, AB, init_mean=init)
 
 
 @pytest.mark.parametrize("name", SAMPLING)
@@ -280,6 +315,7 @@ BAD_CONFIGS = {
         ({"grad_clip": -1.0}, "grad_clip", "-1.0"),
         ({"num_samples": 0}, "num_samples", "0"),
     ],
+    "policy": [({"seed": -1}, "seed", "-1")],
 }
 
 
@@ -361,7 +397,7 @@ def test_make_solver_names_and_eval_overrides():
 
 
 def test_make_solver_unknown_name_or_option_lists_valid_ones():
-    with pytest.raises(ConfigError, match=r"'adamw'.*\['adam', 'cem', 'icem', 'mppi'\]"):
+    with pytest.raises(ConfigError, match=r"'adamw'.*\['adam', 'cem', 'icem', 'mppi', 'policy'\]"):
         make_solver("adamw")
     with pytest.raises(ConfigError, match=r"num_samplez.*valid options: \[.*'num_samples'"):
         make_solver("cem", num_samplez=3)

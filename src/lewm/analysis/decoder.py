@@ -16,7 +16,6 @@ folder, synced, renamed into place) and replaces only another decoder folder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -39,7 +38,7 @@ from lewm.analysis.probe import embed_frames
 from lewm.data.clips import split_episodes
 from lewm.data.hdf5 import DataError
 from lewm.models import CheckpointError, model_device
-from lewm.models.checkpoint import WEIGHTS_FILE
+from lewm.models.checkpoint import weights_sha256
 from lewm.utils.config import check, check_seed
 from lewm.utils.io import (
     atomic_path,
@@ -142,15 +141,7 @@ def _groups(c: int) -> int:
 def model_fingerprint(ckpt: str | os.PathLike) -> str:
     """sha256 of the checkpoint's ``model.safetensors``: the world model a decoder was trained
     against (a copied run folder keeps it; retraining changes it)."""
-    file = Path(ckpt) / WEIGHTS_FILE
-    h = hashlib.sha256()
-    try:
-        with open(file, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-    except OSError as e:
-        raise CheckpointError(f"cannot read {file}: {e.strerror or e}") from e
-    return h.hexdigest()
+    return weights_sha256(ckpt)
 
 
 def default_decoder_dir(ckpt: str | os.PathLike) -> Path:

@@ -1,4 +1,5 @@
-"""Subcommands that look inside a trained model: probe, surprise, straightness, viz, decoder."""
+"""Subcommands that look inside a trained model, or train a head on its frozen latents: probe,
+surprise, straightness, viz, decoder, policy."""
 
 from __future__ import annotations
 
@@ -214,6 +215,48 @@ def cmd_decoder(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_policy(args: argparse.Namespace) -> int:
+    from lewm.analysis.decoder import check_data
+    from lewm.planning.policy import (
+        PolicyTrainConfig,
+        check_policy_out,
+        default_policy_dir,
+        save_policy,
+        train_policy,
+    )
+
+    model, ckpt = _load(args.checkpoint)
+    data = _dataset(model, args.data)
+    recorded, env = (model.metadata or {}).get("env"), data.attrs.get("env")
+    if recorded and env and not same_env(recorded, env):
+        raise ValueError(
+            f"--data {data.path} holds {env!r} episodes, the model was trained on {recorded!r} "
+            "data: a policy on its latents of these frames would mean nothing - give the "
+            "model's data"
+        )
+    check_data(model, data)
+    cfg = PolicyTrainConfig(
+        **given(
+            steps=args.steps,
+            batch_size=args.batch,
+            lr=args.lr,
+            horizon=args.horizon,
+            hidden=args.hidden,
+            goal_min=args.goal_min,
+            goal_max=args.goal_max,
+            max_frames=args.frames,
+            seed=args.seed,
+        )
+    )
+    out = check_policy_out(Path(args.out) if args.out else default_policy_dir(ckpt), args.overwrite)
+    check_can_create(out)
+    policy, record = train_policy(model, data, ckpt, cfg, _progress(args))
+    save_policy(policy, record, out, overwrite=args.overwrite)
+    summary = {"policy": str(out), "split": record["data"]["split"], **record["losses"]}
+    print(json.dumps({**summary, "seconds": record["training"]["seconds"]}, indent=2))
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     def common(p: argparse.ArgumentParser, data: bool = True) -> None:
         p.add_argument("checkpoint", help="checkpoint folder or run directory")
@@ -309,3 +352,44 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_decoder)
+
+    p = sub.add_parser(
+        "policy",
+        help="train a goal-conditioned policy on the frozen model's latents (the amortised "
+        "planner: `lewm eval --solver policy`, or --proposal policy to warm-start CEM)",
+    )
+    p.add_argument("checkpoint", help="checkpoint folder or run directory (only read)")
+    p.add_argument(
+        "--data", default=None, help="episode file of the model's env (default: its training data)"
+    )
+    p.add_argument("--steps", type=integer(1, 10**7), help="optimiser steps (default: 4000)")
+    p.add_argument("--batch", type=integer(1, 10**6), help="pairs per step (default: 256)")
+    p.add_argument("--lr", type=number(1e-8, 1.0), help="AdamW learning rate (default: 1e-3)")
+    p.add_argument(
+        "--horizon", type=integer(1, 1000), help="action blocks per plan (default: 5, eval's)"
+    )
+    p.add_argument("--hidden", type=integer(1, 16384), help="MLP width (default: 512)")
+    p.add_argument(
+        "--goal-min",
+        type=integer(1, 10**6),
+        help="smallest goal offset in env steps (default: one block = frameskip)",
+    )
+    p.add_argument(
+        "--goal-max",
+        type=integer(1, 10**6),
+        help="largest goal offset in env steps (default: 2 x horizon blocks)",
+    )
+    p.add_argument(
+        "--frames",
+        type=integer(1, 10**8),
+        help="frames of training episodes encoded, whole episodes (default: 150,000)",
+    )
+    p.add_argument("--seed", type=seed_arg(), help="random seed (default: 0)")
+    p.add_argument(
+        "--out", default=None, help="policy folder (default: CHECKPOINT/policy, e.g. RUN/model/)"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing policy folder (only one)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_policy)

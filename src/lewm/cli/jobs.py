@@ -137,6 +137,7 @@ EVAL_FLAGS = {
     "seed": "eval.seed",
     "gifs": "eval.num_gifs",
     "solver": "eval.solver.kind",
+    "proposal": "eval.proposal",
 }
 # options every solver understands, possibly under its own name (GradientConfig.ALIASES)
 SOLVER_FLAGS = {"samples": "num_samples", "elites": "num_elites", "iterations": "iterations"}
@@ -241,6 +242,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if data is None:
         raise ValueError("--data is required: the checkpoint does not record its dataset")
     env_options = gym_env_options(args, data) if gym_env else None
+    proposal = None
+    if cfg.uses_policy():  # the checkpoint's trained policy, checked before any work
+        from lewm.models import resolve_checkpoint
+        from lewm.planning.policy import policy_for
+
+        proposal = policy_for(resolve_checkpoint(args.checkpoint), model)
     # by default a folder per setting, beside the model: comparing solvers never overwrites
     folder = eval_folder_name(args.env, cfg, data, env_options)
     out = Path(args.out or Path(args.checkpoint) / folder)
@@ -261,6 +268,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 progress=progress,
                 overwrite=args.overwrite,
                 env_options=env_options,
+                proposal=proposal,
             )
         finally:
             shutdown(info)
@@ -276,6 +284,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             progress=progress,
             overwrite=args.overwrite,
             env_options=env_options,
+            proposal=proposal,
         )
     print(
         json.dumps(
@@ -337,7 +346,22 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
         help=alias("split: episodes of the training file to draw tasks from (another file: all)"),
     )
     p.add_argument("--policy", choices=["plan", "random"], help=alias("policy (plan)"))
-    p.add_argument("--solver", help=alias("solver.kind: cem (default), icem, mppi, adam"))
+    p.add_argument(
+        "--solver",
+        help=alias(
+            "solver.kind: cem (default), icem, mppi, adam, or policy (the checkpoint's trained "
+            "policy alone, see `lewm policy`)"
+        ),
+    )
+    p.add_argument(
+        "--proposal",
+        choices=["none", "policy"],
+        help=alias(
+            "proposal: policy = start every search at the plan of the checkpoint's trained "
+            "policy (`lewm policy RUN`), e.g. --proposal policy --samples 30 --iterations 3 "
+            "eval.solver.init_std=0.5 (default: none)"
+        ),
+    )
     p.add_argument(
         "--samples",
         type=int,

@@ -15,6 +15,7 @@ not fit the model are refused. Every problem is one :class:`CheckpointError` nam
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -86,6 +87,21 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
         f"{path} is not a checkpoint folder (missing {missing}) nor a run folder with model/ "
         "or checkpoints/"
     )
+
+
+def weights_sha256(path: str | os.PathLike) -> str:
+    """sha256 of the checkpoint folder's ``model.safetensors``: the identity of a world model
+    that heads trained on its frozen latents (decoder, policy) record, and are checked against
+    (a copied folder keeps it; retraining changes it)."""
+    file = Path(path) / WEIGHTS_FILE
+    h = hashlib.sha256()
+    try:
+        with open(file, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+    except OSError as e:
+        raise CheckpointError(f"cannot read {file}: {e.strerror or e}") from e
+    return h.hexdigest()
 
 
 # -- writing ------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ The planner needs only the :class:`WorldModel` protocol; solvers see only a cost
 from lewm.models import WorldModel
 from lewm.planning.mpc import MPCController, Planner
 from lewm.planning.objective import GoalCost
-from lewm.planning.protocol import CostFn, Objective, Solver, SolveResult
+from lewm.planning.protocol import CostFn, Objective, Proposal, Solver, SolveResult
 from lewm.planning.solvers import (
     CEM,
     ICEM,
@@ -43,6 +43,7 @@ __all__ = [
     "MPPIConfig",
     "Objective",
     "Planner",
+    "Proposal",
     "SolveResult",
     "Solver",
     "WorldModel",

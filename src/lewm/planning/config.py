@@ -15,6 +15,7 @@ from lewm.utils.config import check, check_seed, choice
 
 SPLITS = ("heldout", "train", "all")
 POLICIES = ("plan", "random")
+PROPOSALS = ("none", "policy")
 
 
 @dataclass
@@ -32,8 +33,16 @@ class EvalConfig:
     cost: str = "terminal"  # "terminal" (paper: last predicted latent) or "path" (mean over H)
     seed: int = 42  # task sampling, random policy and the planner's generator
     num_gifs: int = 4  # episodes written as GIFs
-    # the solver's own settings, chosen by eval.solver.kind (cem, icem, mppi, adam)
+    # the solver's own settings, chosen by eval.solver.kind (cem, icem, mppi, adam, policy)
     solver: Any = choice(solver_config, CEMConfig)
+    # where each plan's search starts: "none" (zeros, or the shifted previous plan) or "policy"
+    # (the checkpoint's trained goal-conditioned policy, `lewm policy RUN`: the amortised
+    # planner's plan warm-starts the solver; eval.solver.kind=policy uses it alone)
+    proposal: str = "none"
+
+    def uses_policy(self) -> bool:
+        """Whether planning needs the checkpoint's trained policy (as proposal or as solver)."""
+        return self.policy == "plan" and (self.proposal == "policy" or self.solver.kind == "policy")
 
     def __post_init__(self) -> None:
         for name, hi in (("episodes", 10**6), ("goal_offset", 10**6), ("budget", 10**7)):
@@ -55,6 +64,10 @@ class EvalConfig:
         )
         check(1 <= self.context <= 1000, f"eval.context must be in [1, 1000], got {self.context}")
         check_seed(self.seed, "eval.seed")
+        check(
+            self.proposal in PROPOSALS,
+            f"eval.proposal must be one of {PROPOSALS}, got {self.proposal!r}",
+        )
         check(self.cost in COSTS, f"eval.cost must be one of {COSTS}, got {self.cost!r}")
         check(
             0 <= self.num_gifs <= 10**4, f"eval.num_gifs must be in [0, 10000], got {self.num_gifs}"
@@ -65,4 +78,4 @@ class EvalConfig:
         )
 
 
-__all__ = ["EvalConfig", "POLICIES", "SPLITS"]
+__all__ = ["EvalConfig", "POLICIES", "PROPOSALS", "SPLITS"]

@@ -162,11 +162,15 @@ def eval_folder_name(
     setting (the env's options among them) and the task file, so runs with other settings never
     share a folder. An env name such as ``gym:ns/Name-v0`` is written ``gym-ns-Name-v0``."""
     settings = {"env": env_name, "data": str(Path(data).resolve()), **to_dict(cfg)}
+    if settings.get("proposal") == "none":  # the default: folder names from before it stay
+        del settings["proposal"]
     if env_options:
         settings["env_options"] = env_options
     text = json.dumps(settings, sort_keys=True, default=str)
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
     what = "random" if cfg.policy == "random" else f"{cfg.policy}_{cfg.solver.kind}"
+    if cfg.policy == "plan" and cfg.proposal != "none" and cfg.solver.kind != cfg.proposal:
+        what += f"-from-{cfg.proposal}"
     env_part = re.sub(r"[^A-Za-z0-9_.-]+", "-", env_name).strip("-.") or "env"
     return f"eval_{env_part}_{what}_{digest}"
 
@@ -200,6 +204,7 @@ def evaluate(
     shard: tuple[int, int] | None = None,
     overwrite: bool = False,
     env_options: Mapping[str, Any] | None = None,
+    proposal: Any | None = None,
 ) -> EvalResult:
     """Run the protocol; write ``eval.json`` and GIFs into ``out_dir`` if given.
 
@@ -213,8 +218,19 @@ def evaluate(
     evaluation is refused unless ``overwrite`` (checked before any work; shards leave the check
     to their caller, see :func:`evaluate_distributed`). ``env_options``: more keyword arguments
     of :func:`lewm.envs.make_env` (for ``gym:ID``: ``{"make": {...}, "adapter": {...}}``).
+    ``proposal``: the trained policy (a :class:`~lewm.planning.protocol.Proposal`, e.g.
+    ``lewm.planning.policy.policy_for(ckpt, model)``) that ``eval.proposal=policy`` and
+    ``eval.solver.kind=policy`` need; ignored otherwise.
     """
     t0 = time.perf_counter()
+    if cfg.uses_policy() and proposal is None:
+        from lewm.planning.policy import PolicyError
+
+        raise PolicyError(
+            f"eval.solver.kind={cfg.solver.kind} with eval.proposal={cfg.proposal} plans with the "
+            "checkpoint's trained policy, and none was given: run `lewm policy RUN` first (the "
+            "API: evaluate(..., proposal=lewm.planning.policy.policy_for(ckpt, model)))"
+        )
     if out_dir is not None and shard is None:
         prepare_eval_dir(out_dir, overwrite)
     data_path = Path(data)
@@ -286,7 +302,9 @@ def evaluate(
     if cfg.policy == "plan":
         if model is None:
             raise ValueError("policy 'plan' needs a model")
-        controller = _build_controller(model, cfg, low, high, device)
+        controller = _build_controller(
+            model, cfg, low, high, device, proposal if cfg.uses_policy() else None
+        )
         controller.reset(torch.from_numpy(goal_px))
     elif not (np.isfinite(low).all() and np.isfinite(high).all()):
         raise DataError(
@@ -422,6 +440,7 @@ def evaluate_distributed(
     progress: bool | None = None,
     overwrite: bool = False,
     env_options: Mapping[str, Any] | None = None,
+    proposal: Any | None = None,
 ) -> EvalResult:
     """One torchrun worker's part of :func:`evaluate`: evaluate this rank's shard of the tasks,
     gather every shard, and (rank 0) write the merged ``eval.json``. Returns the merged result on
@@ -437,6 +456,7 @@ def evaluate_distributed(
         raise FileExistsError(error)
     if model is not None:
         model = model.to(info.device)
+    proposal = _on_device(proposal, info.device)
     local = evaluate(
         model,
         env_name,
@@ -447,6 +467,7 @@ def evaluate_distributed(
         progress=progress if info.is_main else False,
         shard=(info.rank, info.world_size),
         env_options=env_options,
+        proposal=proposal,
     )
     merged = merge_results(gather_objects(local, info))
     if info.is_main and out_dir is not None:
@@ -454,11 +475,24 @@ def evaluate_distributed(
     return merged
 
 
+def _on_device(proposal: Any | None, device: str | torch.device) -> Any | None:
+    """A proposal that is a module, moved to ``device`` in eval mode; others as given."""
+    if isinstance(proposal, torch.nn.Module):
+        return proposal.to(device).eval()
+    return proposal
+
+
 def _build_controller(
-    model: Any, cfg: EvalConfig, low: np.ndarray, high: np.ndarray, device: str | torch.device
+    model: Any,
+    cfg: EvalConfig,
+    low: np.ndarray,
+    high: np.ndarray,
+    device: str | torch.device,
+    proposal: Any | None = None,
 ) -> MPCController:
-    """The solver of ``cfg.solver`` (seeded by ``cfg.seed``), the planner and the controller,
-    which clips every executed action to [low, high]."""
+    """The solver of ``cfg.solver`` (seeded by ``cfg.seed``), the planner (with ``proposal``,
+    the trained policy, when given) and the controller, which clips every executed action to
+    [low, high]."""
     norm = model.action_normalizer()
     options = {k: v for k, v in asdict(cfg.solver).items() if k != "kind"}
     solver = make_solver(cfg.solver.kind, **{**options, "seed": cfg.seed})
@@ -468,6 +502,7 @@ def _build_controller(
         objective=GoalCost(cfg.cost),
         horizon=cfg.horizon,
         receding=cfg.receding,
+        proposal=_on_device(proposal, device),
     )
     return MPCController(
         planner,

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from lewm.models import WorldModel, model_device
 from lewm.planning.objective import GoalCost
-from lewm.planning.protocol import Objective, Solver, SolveResult
+from lewm.planning.protocol import Objective, Proposal, Solver, SolveResult
 from lewm.planning.solvers import shift_plan
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,12 @@ class Planner:
     ``cost_fn`` is differentiable in the candidate actions (the model must be, as LeWM is).
     ``receding`` (blocks executed before replanning) and ``warm_start`` are read by the
     :class:`MPCController`.
+
+    ``proposal`` (a :class:`~lewm.planning.protocol.Proposal`, e.g. a trained goal-conditioned
+    policy): every plan first asks it for a plan from the encoded context and goal, and gives
+    that plan to the solver as ``init_mean`` (it replaces the controller's shifted previous
+    plan). Its time counts as planning time. A solver that declares ``needs_proposal = True``
+    (``policy``: the proposal alone) is refused without one.
     """
 
     def __init__(
@@ -60,12 +66,19 @@ class Planner:
         warm_start: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
+        proposal: Proposal | None = None,
     ) -> None:
+        if getattr(solver, "needs_proposal", False) and proposal is None:
+            kind = getattr(getattr(solver, "config", None), "kind", type(solver).__name__)
+            raise ValueError(
+                f"solver {kind!r} plans with a trained policy's proposal, and none was given: "
+                "build the Planner with proposal= (lewm: train one with `lewm policy RUN`)"
+            )
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
         if not 1 <= receding <= horizon:
             raise ValueError(f"receding must be in [1, horizon={horizon}], got {receding}")
-        self.model, self.solver = model, solver
+        self.model, self.solver, self.proposal = model, solver, proposal
         self.objective = objective if objective is not None else GoalCost()
         self.horizon, self.receding, self.warm_start = horizon, receding, warm_start
         self.device = torch.device(device) if device is not None else model_device(model)
@@ -135,6 +148,10 @@ class Planner:
             if needs_grad:
                 z_goal = z_goal.clone()  # encode_goal's inference tensor -> a normal tensor
                 hist = hist.clone() if hist is not None else None
+
+            if self.proposal is not None:  # the amortised first guess replaces init_mean
+                init_mean = self.proposal.propose(z_ctx, z_goal, hist, self.horizon)
+                init_mean = init_mean.to(self.device, self.dtype)  # (B, H, Ab)
 
             def cost_fn(cand: Tensor) -> Tensor:
                 # cand (B, S, H, Ab) -> predicted (B, S, H, D) -> cost (B, S)

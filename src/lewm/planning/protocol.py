@@ -58,3 +58,15 @@ class Solver(Protocol):
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> SolveResult: ...
+
+
+class Proposal(Protocol):
+    """A first plan from the planning context, computed without search (an amortised planner,
+    e.g. :class:`lewm.planning.policy.GoalPolicy`): z_ctx (B, C, D) context latents (last =
+    current), z_goal (B, D), history_actions (B, C-1, Ab) or None -> plan (B, horizon, Ab) in
+    normalised action space. The :class:`~lewm.planning.mpc.Planner` passes it to the solver as
+    ``init_mean``."""
+
+    def propose(
+        self, z_ctx: Tensor, z_goal: Tensor, history_actions: Tensor | None, horizon: int
+    ) -> Tensor: ...

@@ -12,6 +12,9 @@ them and :func:`solver_config` gives the config class of a ``kind`` (for the con
 - ``adam``: gradient descent on the plan through a differentiable ``cost_fn`` (Adam, several
   restarts; :class:`GradientSolver`). It sets ``needs_grad = True``, which tells the
   :class:`~lewm.planning.mpc.Planner` to build ``cost_fn`` outside ``torch.inference_mode``.
+- ``policy``: the amortised planner: returns the proposal of a trained goal-conditioned policy
+  (given as ``init_mean`` by the Planner) without any search (:class:`ProposalSolver`). It sets
+  ``needs_proposal = True``: a Planner without a proposal refuses it.
 
 CEM, iCEM and MPPI share one sample-score-refit loop (:class:`~.base.SamplingSolver`). Every
 solver is deterministic for a seed on CPU, treats NaN costs as +inf (never selected), and
@@ -30,6 +33,7 @@ from lewm.planning.solvers.cem import CEM, CEMConfig
 from lewm.planning.solvers.gradient import GradientConfig, GradientSolver
 from lewm.planning.solvers.icem import ICEM, ICEMConfig, coloured_noise
 from lewm.planning.solvers.mppi import MPPI, MPPIConfig
+from lewm.planning.solvers.policy import ProposalConfig, ProposalSolver
 from lewm.utils.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -40,6 +44,7 @@ SOLVERS: dict[str, tuple[type, type]] = {
     "icem": (ICEMConfig, ICEM),
     "mppi": (MPPIConfig, MPPI),
     "adam": (GradientConfig, GradientSolver),
+    "policy": (ProposalConfig, ProposalSolver),
 }
 
 
@@ -100,6 +105,8 @@ __all__ = [
     "GradientSolver",
     "ICEMConfig",
     "MPPIConfig",
+    "ProposalConfig",
+    "ProposalSolver",
     "SamplingSolver",
     "SolveResult",
     "coloured_noise",

@@ -16,11 +16,8 @@ folder, synced, renamed into place) and replaces only another decoder folder.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -29,8 +26,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from lewm.analysis.geometry import rollout_windows
@@ -39,23 +34,39 @@ from lewm.data.clips import split_episodes
 from lewm.data.hdf5 import DataError
 from lewm.models import CheckpointError, model_device
 from lewm.models.checkpoint import weights_sha256
+from lewm.models.heads import (
+    HeadFormat,
+    check_head_for,
+    check_head_out,
+    is_head_dir,
+    load_head,
+    save_head,
+)
 from lewm.utils.config import check, check_seed
 from lewm.utils.io import (
     atomic_path,
-    ensure_output_dir,
-    publish_dir,
-    write_error,
 )
 from lewm.utils.progress import progress_bar
 
 DECODER_FORMAT, DECODER_VERSION = "lewm-decoder", 1
 DECODER_DIR = "decoder"  # inside the checkpoint folder it belongs to
 CONFIG_NAME, WEIGHTS_NAME = "decoder.json", "decoder.safetensors"
-MAX_JSON_BYTES = 2**20
 
 
 class DecoderError(CheckpointError):
     """A decoder folder is missing, broken, or belongs to another model or data."""
+
+
+DECODER = HeadFormat(
+    what="decoder",
+    format=DECODER_FORMAT,
+    version=DECODER_VERSION,
+    config_name=CONFIG_NAME,
+    weights_name=WEIGHTS_NAME,
+    folder=DECODER_DIR,
+    train_command="lewm decoder RUN --data FILE",
+    error=DecoderError,
+)
 
 
 # -- the network ----------------------------------------------------------------------------------
@@ -374,32 +385,13 @@ def train_decoder(
 
 def is_decoder_dir(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a folder ``lewm decoder`` wrote (its decoder.json says so)."""
-    try:
-        rec = json.loads((Path(path) / CONFIG_NAME).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(rec, dict) and rec.get("format") == DECODER_FORMAT
+    return is_head_dir(DECODER, path)
 
 
 def check_decoder_out(path: str | os.PathLike, overwrite: bool) -> Path:
     """Before training: ``path`` is free, or (with ``overwrite``) a decoder folder or an empty
     one - never anything else (a run or checkpoint folder, a file)."""
-    path = Path(path)
-    if not (path.exists() or path.is_symlink()):
-        return path
-    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
-        return path
-    if not overwrite:
-        raise FileExistsError(
-            f"decoder folder {path} already exists; pass --overwrite to replace it, or choose "
-            "another --out"
-        )
-    if not (path.is_dir() and not path.is_symlink() and is_decoder_dir(path)):
-        raise FileExistsError(
-            f"--overwrite replaces only a decoder folder (one with a lewm {CONFIG_NAME}), and "
-            f"{path} is not one; choose another --out"
-        )
-    return path
+    return check_head_out(DECODER, path, overwrite)
 
 
 def save_decoder(
@@ -408,104 +400,31 @@ def save_decoder(
     """Write ``decoder.safetensors`` + ``decoder.json`` into folder ``path``, atomically: a
     temporary folder beside it, every file synced, renamed into place. An existing folder is
     replaced only with ``overwrite`` and only if it is a decoder folder."""
-    path = check_decoder_out(path, overwrite)
-    text = json.dumps(record, indent=2) + "\n"  # unserialisable values fail before any write
-    ensure_output_dir(path.parent)
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    except OSError as e:
-        raise write_error(f"cannot write decoder {path}", e) from e
-    try:
-        state = {k: v.detach().contiguous().cpu() for k, v in decoder.state_dict().items()}
-        try:
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": DECODER_FORMAT})
-        except SafetensorError as e:  # safetensors reports I/O errors as its own type
-            raise OSError(str(e)) from e
-        (tmp / CONFIG_NAME).write_text(text)
-        publish_dir(tmp, path)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        note = "; nothing was written (a decoder already there is unchanged)"
-        raise write_error(f"cannot write decoder {path}", e, note) from e
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    return save_head(DECODER, decoder, record, path, overwrite)
+
+
+def _build_from_record(record: dict[str, Any]) -> LatentDecoder:
+    for section, key, kind in (
+        ("data", "path", str),
+        ("training", "seed", int),
+        ("losses", "val_mse", float),
+    ):
+        if not isinstance(record[section][key], kind):
+            raise TypeError(f"{section}.{key} must be a {kind.__name__}")
+    return LatentDecoder(DecoderConfig(**record["decoder"]))
 
 
 def load_decoder(path: str | os.PathLike) -> tuple[LatentDecoder, dict[str, Any]]:
     """The decoder saved in folder ``path`` and its record, in eval mode on the CPU. Every
     problem (missing, not JSON, another format, tensors that do not fit the recorded
     architecture, NaN weights) is one :class:`DecoderError` naming the file."""
-    path = Path(path)
-    cfg_file, weights = path / CONFIG_NAME, path / WEIGHTS_NAME
-    if not path.is_dir():
-        raise DecoderError(
-            f"no decoder at {path}; train one with `lewm decoder RUN --data FILE` (it is saved "
-            f"in the checkpoint folder's {DECODER_DIR}/)"
-        )
-    try:
-        if cfg_file.stat().st_size > MAX_JSON_BYTES:
-            raise DecoderError(f"{cfg_file} is too large to be a decoder record")
-        record = json.loads(cfg_file.read_bytes().decode("utf-8"))
-    except FileNotFoundError as e:
-        raise DecoderError(f"{cfg_file} is missing: {path} is not a decoder folder") from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise DecoderError(f"cannot read {cfg_file}: {e}") from e
-    if not isinstance(record, dict) or record.get("format") != DECODER_FORMAT:
-        raise DecoderError(f"{cfg_file} is not a lewm decoder record (format field)")
-    if record.get("version") != DECODER_VERSION:
-        raise DecoderError(
-            f"{cfg_file}: decoder format version {record.get('version')!r} is not one this lewm "
-            f"reads ({DECODER_VERSION})"
-        )
-    try:
-        config = DecoderConfig(**record["decoder"])
-        for section, key, kind in (
-            ("model", "sha256", str),
-            ("data", "path", str),
-            ("training", "seed", int),
-            ("losses", "val_mse", float),
-        ):
-            if not isinstance(record[section][key], kind):
-                raise TypeError(f"{section}.{key} must be a {kind.__name__}")
-    except (KeyError, TypeError, ValueError) as e:
-        raise DecoderError(f"{cfg_file}: invalid decoder record ({type(e).__name__}: {e})") from e
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in LatentDecoder(config).state_dict().items()}
-    try:
-        with safe_open(str(weights), framework="pt") as f:
-            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
-        state = load_file(str(weights))
-    except FileNotFoundError as e:
-        raise DecoderError(f"{weights} is missing; the decoder folder is incomplete") from e
-    except Exception as e:  # safetensors raises its own types on corrupt files
-        raise DecoderError(f"cannot read {weights}: {e}") from e
-    if found != expected:
-        raise DecoderError(
-            f"{weights} does not match the architecture in {CONFIG_NAME}; the files belong to "
-            "different decoders - retrain it with `lewm decoder ... --overwrite`"
-        )
-    bad = next((k for k, t in state.items() if not torch.isfinite(t).all()), None)
-    if bad is not None:
-        raise DecoderError(
-            f"{weights}: tensor {bad!r} holds NaN or infinite values - retrain the decoder"
-        )
-    decoder = LatentDecoder(config)
-    decoder.load_state_dict(state)
-    return decoder.eval(), record
+    decoder, record = load_head(DECODER, path, _build_from_record)
+    return decoder, record  # type: ignore[return-value]
 
 
 def check_decoder_for(record: dict[str, Any], ckpt: str | os.PathLike, where: Path) -> None:
     """Refuse a decoder trained against another world model than the checkpoint ``ckpt``."""
-    have = model_fingerprint(ckpt)
-    want = record["model"]["sha256"]
-    if have != want:
-        raise DecoderError(
-            f"the decoder {where} was trained for another world model (model.safetensors sha256 "
-            f"{want[:12]}..., recorded from {record['model'].get('checkpoint')}), not for "
-            f"{ckpt} ({have[:12]}...); train one for this model with `lewm decoder {ckpt}`"
-        )
+    check_head_for(DECODER, record, ckpt, where)
 
 
 # -- what the model imagines ----------------------------------------------------------------------

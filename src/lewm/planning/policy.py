@@ -24,12 +24,9 @@ only read, and loading the world model ignores the folder.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -37,16 +34,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from lewm.data.clips import split_episodes
 from lewm.data.hdf5 import DataError
 from lewm.models import CheckpointError, model_device
 from lewm.models.checkpoint import weights_sha256
+from lewm.models.heads import (
+    HeadFormat,
+    check_head_for,
+    check_head_out,
+    is_head_dir,
+    load_head,
+    save_head,
+)
 from lewm.utils.config import check, check_seed
-from lewm.utils.io import ensure_output_dir, publish_dir, write_error
 from lewm.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -54,11 +56,22 @@ log = logging.getLogger(__name__)
 POLICY_FORMAT, POLICY_VERSION = "lewm-policy", 1
 POLICY_DIR = "policy"  # inside the checkpoint folder it belongs to
 CONFIG_NAME, WEIGHTS_NAME = "policy.json", "policy.safetensors"
-MAX_JSON_BYTES = 2**20
 
 
 class PolicyError(CheckpointError):
     """A policy folder is missing, broken, or belongs to another world model."""
+
+
+POLICY = HeadFormat(
+    what="policy",
+    format=POLICY_FORMAT,
+    version=POLICY_VERSION,
+    config_name=CONFIG_NAME,
+    weights_name=WEIGHTS_NAME,
+    folder=POLICY_DIR,
+    train_command="lewm policy RUN",
+    error=PolicyError,
+)
 
 
 # -- the network ----------------------------------------------------------------------------------
@@ -478,129 +491,34 @@ def default_policy_dir(ckpt: str | os.PathLike) -> Path:
 
 
 def is_policy_dir(path: str | os.PathLike) -> bool:
-    try:
-        rec = json.loads((Path(path) / CONFIG_NAME).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(rec, dict) and rec.get("format") == POLICY_FORMAT
+    return is_head_dir(POLICY, path)
 
 
 def check_policy_out(path: str | os.PathLike, overwrite: bool) -> Path:
     """Before training: ``path`` is free, or (with ``overwrite``) a policy folder or an empty
     one - never anything else (a run or checkpoint folder, a file)."""
-    path = Path(path)
-    if not (path.exists() or path.is_symlink()):
-        return path
-    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
-        return path
-    if not overwrite:
-        raise FileExistsError(
-            f"policy folder {path} already exists; pass --overwrite to replace it, or choose "
-            "another --out"
-        )
-    if not (path.is_dir() and not path.is_symlink() and is_policy_dir(path)):
-        raise FileExistsError(
-            f"--overwrite replaces only a policy folder (one with a lewm {CONFIG_NAME}), and "
-            f"{path} is not one; choose another --out"
-        )
-    return path
+    return check_head_out(POLICY, path, overwrite)
 
 
 def save_policy(
     policy: GoalPolicy, record: dict[str, Any], path: str | os.PathLike, overwrite: bool = False
 ) -> Path:
     """Write ``policy.safetensors`` + ``policy.json`` into folder ``path``, atomically."""
-    path = check_policy_out(path, overwrite)
-    text = json.dumps(record, indent=2) + "\n"  # unserialisable values fail before any write
-    ensure_output_dir(path.parent)
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    except OSError as e:
-        raise write_error(f"cannot write policy {path}", e) from e
-    try:
-        state = {k: v.detach().contiguous().cpu() for k, v in policy.state_dict().items()}
-        try:
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": POLICY_FORMAT})
-        except SafetensorError as e:
-            raise OSError(str(e)) from e
-        (tmp / CONFIG_NAME).write_text(text)
-        publish_dir(tmp, path)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        note = "; nothing was written (a policy already there is unchanged)"
-        raise write_error(f"cannot write policy {path}", e, note) from e
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    return save_head(POLICY, policy, record, path, overwrite)
 
 
 def load_policy(path: str | os.PathLike) -> tuple[GoalPolicy, dict[str, Any]]:
     """The policy saved in folder ``path`` and its record, in eval mode on the CPU. Every
     problem is one :class:`PolicyError` naming the file."""
-    path = Path(path)
-    cfg_file, weights = path / CONFIG_NAME, path / WEIGHTS_NAME
-    if not path.is_dir():
-        raise PolicyError(
-            f"no policy at {path}; train one with `lewm policy RUN` (it is saved in the "
-            f"checkpoint folder's {POLICY_DIR}/)"
-        )
-    try:
-        if cfg_file.stat().st_size > MAX_JSON_BYTES:
-            raise PolicyError(f"{cfg_file} is too large to be a policy record")
-        record = json.loads(cfg_file.read_bytes().decode("utf-8"))
-    except FileNotFoundError as e:
-        raise PolicyError(f"{cfg_file} is missing: {path} is not a policy folder") from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise PolicyError(f"cannot read {cfg_file}: {e}") from e
-    if not isinstance(record, dict) or record.get("format") != POLICY_FORMAT:
-        raise PolicyError(f"{cfg_file} is not a lewm policy record (format field)")
-    if record.get("version") != POLICY_VERSION:
-        raise PolicyError(
-            f"{cfg_file}: policy format version {record.get('version')!r} is not one this lewm "
-            f"reads ({POLICY_VERSION})"
-        )
-    try:
-        config = PolicyConfig(**record["policy"])
-        if not isinstance(record["model"]["sha256"], str):
-            raise TypeError("model.sha256 must be a str")
-    except (KeyError, TypeError, ValueError) as e:
-        raise PolicyError(f"{cfg_file}: invalid policy record ({type(e).__name__}: {e})") from e
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in GoalPolicy(config).state_dict().items()}
-    try:
-        with safe_open(str(weights), framework="pt") as f:
-            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
-        state = load_file(str(weights))
-    except FileNotFoundError as e:
-        raise PolicyError(f"{weights} is missing; the policy folder is incomplete") from e
-    except Exception as e:  # safetensors raises its own types on corrupt files
-        raise PolicyError(f"cannot read {weights}: {e}") from e
-    if found != expected:
-        raise PolicyError(
-            f"{weights} does not match the architecture in {CONFIG_NAME}; the files belong to "
-            "different policies - retrain it with `lewm policy ... --overwrite`"
-        )
-    bad = next((k for k, t in state.items() if not torch.isfinite(t).all()), None)
-    if bad is not None:
-        raise PolicyError(f"{weights}: tensor {bad!r} holds NaN or infinite values - retrain it")
-    policy = GoalPolicy(config)
-    policy.load_state_dict(state)
-    return policy.eval(), record
+    policy, record = load_head(POLICY, path, lambda r: GoalPolicy(PolicyConfig(**r["policy"])))
+    return policy, record  # type: ignore[return-value]
 
 
 def check_policy_for(
     record: dict[str, Any], ckpt: str | os.PathLike, where: str | os.PathLike
 ) -> None:
     """Refuse a policy trained against another world model than the checkpoint ``ckpt``."""
-    have = weights_sha256(ckpt)
-    want = record["model"]["sha256"]
-    if have != want:
-        raise PolicyError(
-            f"the policy {where} was trained for another world model (model.safetensors sha256 "
-            f"{want[:12]}..., recorded from {record['model'].get('checkpoint')}), not for "
-            f"{ckpt} ({have[:12]}...); train one for this model with `lewm policy {ckpt}`"
-        )
+    check_head_for(POLICY, record, ckpt, where)
 
 
 def policy_for(ckpt: str | os.PathLike, model: Any, folder: str | os.PathLike | None = None):

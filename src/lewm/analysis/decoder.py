@@ -30,7 +30,6 @@ from torch import Tensor, nn
 
 from lewm.analysis.geometry import rollout_windows
 from lewm.analysis.probe import embed_frames
-from lewm.data.clips import split_episodes
 from lewm.data.hdf5 import DataError
 from lewm.models import CheckpointError, model_device
 from lewm.models.checkpoint import weights_sha256
@@ -38,6 +37,7 @@ from lewm.models.heads import (
     HeadFormat,
     check_head_for,
     check_head_out,
+    head_episodes,
     is_head_dir,
     load_head,
     save_head,
@@ -167,21 +167,7 @@ def decoder_episodes(
     world model's own ("model": its validation episodes stay unseen by the decoder too) when
     ``data`` is the model's training file with a recorded split, else a split of the file's
     episodes drawn with ``seed`` ("own")."""
-    md = getattr(model, "metadata", None) or {}
-    sp, trained_on = md.get("split"), md.get("dataset")
-    same = trained_on is not None and Path(trained_on).resolve() == Path(data.path).resolve()
-    n = int(data.num_episodes)
-    if same and isinstance(sp, dict) and sp.get("num_episodes") == n:
-        train, val = split_episodes(n, float(sp["val_fraction"]), int(sp["seed"]))
-        if len(val):
-            return train, val, "model"
-    if n < 2:
-        raise DataError(
-            f"{data.path} has {n} episode; the decoder is scored on held-out episodes, so it "
-            "needs at least 2"
-        )
-    train, val = split_episodes(n, val_fraction, seed)
-    return train, val, "own"
+    return head_episodes(model, data, seed, val_fraction, "decoder")
 
 
 def check_data(model: Any, data: Any) -> None:

@@ -19,11 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from lewm.data.clips import split_episodes
+from lewm.data.hdf5 import DataError
+from lewm.data.multi import canonical
 from lewm.models.checkpoint import CheckpointError, weights_sha256
 from lewm.utils.io import ensure_output_dir, publish_dir, write_error
 
@@ -171,6 +175,30 @@ def load_head(
     return module.eval(), record
 
 
+def head_episodes(
+    model: Any, data: Any, seed: int, val_fraction: float, what: str
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """(train, val) episode ids of ``data`` for training a head (``what``: "decoder", ...), and
+    which split they are: the world model's own ("model": its validation episodes stay unseen
+    by the head too) when ``data`` is the model's training data with a recorded split, else a
+    split of the file's episodes drawn with ``seed`` ("own")."""
+    md = getattr(model, "metadata", None) or {}
+    sp, trained_on = md.get("split"), md.get("dataset")
+    same = trained_on is not None and canonical(trained_on) == canonical(data.path)
+    n = int(data.num_episodes)
+    if same and isinstance(sp, dict) and sp.get("num_episodes") == n:
+        train, val = split_episodes(n, float(sp["val_fraction"]), int(sp["seed"]))
+        if len(val):
+            return train, val, "model"
+    if n < 2:
+        raise DataError(
+            f"{data.path} has {n} episode; the {what} is scored on held-out episodes, so it "
+            "needs at least 2"
+        )
+    train, val = split_episodes(n, val_fraction, seed)
+    return train, val, "own"
+
+
 def check_head_for(
     fmt: HeadFormat, record: dict[str, Any], ckpt: str | os.PathLike, where: str | os.PathLike
 ) -> None:
@@ -190,6 +218,7 @@ __all__ = [
     "HeadFormat",
     "check_head_for",
     "check_head_out",
+    "head_episodes",
     "is_head_dir",
     "load_head",
     "save_head",

@@ -36,7 +36,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lewm.data.clips import split_episodes
 from lewm.data.hdf5 import DataError
 from lewm.models import CheckpointError, model_device
 from lewm.models.checkpoint import weights_sha256
@@ -44,6 +43,7 @@ from lewm.models.heads import (
     HeadFormat,
     check_head_for,
     check_head_out,
+    head_episodes,
     is_head_dir,
     load_head,
     save_head,
@@ -194,21 +194,7 @@ def policy_episodes(
     """(train, val) episode ids of ``data``: the world model's own split ("model") when ``data``
     is its training file with a recorded split (its validation episodes stay unseen by the
     policy too), else a split of the file drawn with ``seed`` ("own")."""
-    md = getattr(model, "metadata", None) or {}
-    sp, trained_on = md.get("split"), md.get("dataset")
-    same = trained_on is not None and Path(trained_on).resolve() == Path(data.path).resolve()
-    n = int(data.num_episodes)
-    if same and isinstance(sp, dict) and sp.get("num_episodes") == n:
-        train, val = split_episodes(n, float(sp["val_fraction"]), int(sp["seed"]))
-        if len(val):
-            return train, val, "model"
-    if n < 2:
-        raise DataError(
-            f"{data.path} has {n} episode; the policy is scored on held-out episodes, so it "
-            "needs at least 2"
-        )
-    train, val = split_episodes(n, val_fraction, seed)
-    return train, val, "own"
+    return head_episodes(model, data, seed, val_fraction, "policy")
 
 
 @dataclass

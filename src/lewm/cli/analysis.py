@@ -175,15 +175,10 @@ def cmd_viz(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_decoder(args: argparse.Namespace) -> int:
-    from lewm.analysis.decoder import (
-        DecoderTrainConfig,
-        check_data,
-        check_decoder_out,
-        default_decoder_dir,
-        save_decoder,
-        train_decoder,
-    )
+def _head_inputs(args: argparse.Namespace, what: str):
+    """The model, its checkpoint folder and the data a head (decoder, policy) is trained on:
+    the model's own environment and frame format, one clear error otherwise."""
+    from lewm.analysis.decoder import check_data
 
     model, ckpt = _load(args.checkpoint)
     data = _dataset(model, args.data)
@@ -191,9 +186,23 @@ def cmd_decoder(args: argparse.Namespace) -> int:
     if recorded and env and not same_env(recorded, env):
         raise ValueError(
             f"--data {data.path} holds {env!r} episodes, the model was trained on {recorded!r} "
-            "data: its latents of these frames would mean nothing - give the model's data"
+            f"data: {what} on its latents of these frames would mean nothing - give the "
+            "model's data"
         )
     check_data(model, data)
+    return model, ckpt, data
+
+
+def cmd_decoder(args: argparse.Namespace) -> int:
+    from lewm.analysis.decoder import (
+        DecoderTrainConfig,
+        check_decoder_out,
+        default_decoder_dir,
+        save_decoder,
+        train_decoder,
+    )
+
+    model, ckpt, data = _head_inputs(args, "the decoder")
     cfg = DecoderTrainConfig(
         **given(
             steps=args.steps,
@@ -216,7 +225,6 @@ def cmd_decoder(args: argparse.Namespace) -> int:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
-    from lewm.analysis.decoder import check_data
     from lewm.planning.policy import (
         PolicyTrainConfig,
         check_policy_out,
@@ -225,16 +233,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
         train_policy,
     )
 
-    model, ckpt = _load(args.checkpoint)
-    data = _dataset(model, args.data)
-    recorded, env = (model.metadata or {}).get("env"), data.attrs.get("env")
-    if recorded and env and not same_env(recorded, env):
-        raise ValueError(
-            f"--data {data.path} holds {env!r} episodes, the model was trained on {recorded!r} "
-            "data: a policy on its latents of these frames would mean nothing - give the "
-            "model's data"
-        )
-    check_data(model, data)
+    model, ckpt, data = _head_inputs(args, "a policy")
     cfg = PolicyTrainConfig(
         **given(
             steps=args.steps,

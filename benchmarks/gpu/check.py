@@ -23,7 +23,8 @@ others still run, so a report with a FAILED section beats no report:
 - solvers: one plan with every solver in the registry (lewm.planning.SOLVERS), each with its own
   defaults and 3 iterations, for 2 episodes with a full context window, on the paper model with
   its weights moved off their init (benchmarks/_shared.perturb: at the AdaLN-zero init the plan
-  does not change the cost): the right shape, finite, on the device.
+  does not change the cost): the right shape, finite, on the device. A solver that plans from
+  a proposal (``policy``) gets an untrained goal-conditioned policy of the model's sizes.
 - ddp: ``torchrun --standalone --nproc_per_node=N -m lewm.cli.main train --distributed`` on a
   generated dataset for a handful of steps (N = the visible GPUs; 2 gloo processes with
   --device cpu): finishes, writes the model, clips/s from its metrics.
@@ -69,6 +70,7 @@ from lewm.config import preset  # noqa: E402
 from lewm.data.synthetic import make_toy_dataset  # noqa: E402
 from lewm.models import build_model  # noqa: E402
 from lewm.planning import SOLVERS, GoalCost, Planner, make_solver  # noqa: E402
+from lewm.planning.policy import GoalPolicy, PolicyConfig  # noqa: E402
 
 SECTIONS = ("env", "train", "plan", "solvers", "ddp", "stream")
 TARGET_DATA_WAIT = 0.05  # streamed data: the share of a step spent waiting for the loader
@@ -345,7 +347,13 @@ def section_solvers(ctx: Ctx, rec: dict[str, Any]) -> None:
             continue
         try:
             solver = make_solver(kind, **options, seed=0)
-            planner = Planner(model, solver, horizon=H, receding=H)
+            proposal = None
+            if getattr(solver, "needs_proposal", False):  # e.g. "policy": an (untrained)
+                # goal-conditioned policy of the model's sizes stands in for `lewm policy RUN`
+                pc = PolicyConfig(latent_dim=model.latent_dim, action_block_dim=Ab, horizon=H)
+                proposal = GoalPolicy(pc).eval().to(ctx.device)
+                row["proposal"] = "GoalPolicy (untrained)"
+            planner = Planner(model, solver, horizon=H, receding=H, proposal=proposal)
             _sync(ctx.device)
             t = time.perf_counter()
             res = planner.plan(obs, goal, hist)

@@ -130,7 +130,8 @@ def test_check_sh_smoke_runs_end_to_end_with_torchrun(tmp_path):
     r = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert [s["status"] for s in report["sections"].values()] == ["pass"] * 5
+    assert list(report["sections"]) == ["env", "train", "plan", "solvers", "ddp", "stream"]
+    assert [s["status"] for s in report["sections"].values()] == ["pass"] * 6
     ddp = report["sections"]["ddp"]
     assert (ddp["processes"], ddp["backend"]) == (2, "gloo")
     assert _finite_positive(ddp["clips_per_s"]) and math.isfinite(ddp["loss"])

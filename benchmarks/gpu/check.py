@@ -396,6 +396,36 @@ def _kill(proc: subprocess.Popen) -> None:
             continue
 
 
+def _run_job(
+    cmd: list[str],
+    work: Path,
+    ctx: Ctx,
+    rec: dict[str, Any],
+    env_defaults: dict[str, str] | None = None,
+) -> tuple[int | None, str]:
+    """Run ``cmd`` (lewm from this checkout) in its own session until the section's deadline,
+    output in WORK/stdout.txt and stderr.txt; (exit code or None when stopped at the cap, the
+    stderr text). Records the command and its wall time in ``rec``."""
+    rec["command"] = " ".join(cmd[1:])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    for k, v in (env_defaults or {}).items():
+        env.setdefault(k, v)
+    t = time.perf_counter()
+    with open(work / "stdout.txt", "w") as fo, open(work / "stderr.txt", "w") as fe:
+        proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=max(5.0, ctx.left()))
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            rc = None
+        except BaseException:  # Stopped (SIGTERM): do not leave the workers behind
+            _kill(proc)
+            raise
+    rec["job_s"] = round(time.perf_counter() - t, 1)
+    return rc, (work / "stderr.txt").read_text(errors="replace")
+
+
 def section_ddp(ctx: Ctx, rec: dict[str, Any]) -> None:
     sz = ctx.sizes["ddp"]
     cuda = ctx.device.type == "cuda"
@@ -450,23 +480,7 @@ def section_ddp(ctx: Ctx, rec: dict[str, Any]) -> None:
         sz["preset"],
         *overrides,
     ]
-    rec["command"] = " ".join(cmd[1:])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    env.setdefault("OMP_NUM_THREADS", "1")
-    t = time.perf_counter()
-    with open(work / "stdout.txt", "w") as fo, open(work / "stderr.txt", "w") as fe:
-        proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env, start_new_session=True)
-        try:
-            rc = proc.wait(timeout=max(5.0, ctx.left()))
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            rc = None
-        except BaseException:  # Stopped (SIGTERM): do not leave the workers behind
-            _kill(proc)
-            raise
-    rec["job_s"] = round(time.perf_counter() - t, 1)
-    err = (work / "stderr.txt").read_text(errors="replace")
+    rc, err = _run_job(cmd, work, ctx, rec, {"OMP_NUM_THREADS": "1"})
     if rc is None:
         raise CheckFailed(f"torchrun did not finish within the cap; stderr tail:\n{err[-1500:]}")
     if rc != 0:
@@ -519,22 +533,7 @@ def section_stream(ctx: Ctx, rec: dict[str, Any]) -> None:
         f"train.batch_size={sz['batch']}", "train.log_every=1", "train.val_every=0",
         "train.ckpt_every=0", "data.mode=stream", f"train.device={'cuda' if cuda else 'cpu'}",
     ]  # fmt: skip
-    rec["command"] = " ".join(cmd[1:])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
-    t = time.perf_counter()
-    with open(work / "stdout.txt", "w") as fo, open(work / "stderr.txt", "w") as fe:
-        proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env, start_new_session=True)
-        try:
-            rc = proc.wait(timeout=max(5.0, ctx.left()))
-        except subprocess.TimeoutExpired:
-            _kill(proc)
-            rc = None
-        except BaseException:
-            _kill(proc)
-            raise
-    rec["job_s"] = round(time.perf_counter() - t, 1)
-    err = (work / "stderr.txt").read_text(errors="replace")
+    rc, err = _run_job(cmd, work, ctx, rec)
     metrics_f = work / "run" / "metrics.jsonl"
     rows = (
         [json.loads(ln) for ln in metrics_f.read_text().splitlines()] if metrics_f.exists() else []

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from stream_memory import children, rss  # benchmarks/speed/, beside this script
 
 from lewm.data.clips import ClipSampler, EpisodeBlockBatches, EpochBatches
 from lewm.data.hdf5 import EpisodeDataset
@@ -57,23 +58,9 @@ def bench(path: str, in_memory: bool, history: int, frameskip: int, batch: int, 
 
 
 def _tree_rss() -> int:
-    """Resident bytes of this process and its children (the loader processes)."""
-
-    def rss(pid: int) -> int:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        except (OSError, ValueError):
-            pass
-        return 0
-
+    """Resident bytes of this process and its descendants (the loader processes)."""
     me = os.getpid()
-    try:
-        kids = Path(f"/proc/{me}/task/{me}/children").read_text().split()
-    except OSError:
-        kids = []
-    return rss(me) + sum(rss(int(k)) for k in kids)
+    return rss(me) + sum(rss(k) for k in children(me))
 
 
 def bench_stream(

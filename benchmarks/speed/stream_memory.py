@@ -73,7 +73,8 @@ def _cgroup(cap: int) -> Path | None:
     return None
 
 
-def _rss(pid: int) -> int:
+def rss(pid: int) -> int:
+    """Resident bytes of process ``pid`` (0 once it is gone)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -83,14 +84,15 @@ def _rss(pid: int) -> int:
     return 0
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """Every descendant of process ``pid`` (loader processes, their children)."""
     try:
         kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return []
     out = [int(k) for k in kids]
     for k in list(out):
-        out += _children(k)
+        out += children(k)
     return out
 
 
@@ -119,10 +121,10 @@ def run_mode(args: argparse.Namespace, data: Path, mode: str, cap: int) -> dict:
     )
     samples = []
     while proc.poll() is None:
-        kids = _children(proc.pid)
-        main_rss = _rss(proc.pid)
+        kids = children(proc.pid)
+        main_rss = rss(proc.pid)
         if main_rss:  # 0: the process has just exited
-            samples.append((round(time.perf_counter() - t0, 1), main_rss, sum(map(_rss, kids))))
+            samples.append((round(time.perf_counter() - t0, 1), main_rss, sum(map(rss, kids))))
         time.sleep(args.every)
     stdout, stderr = proc.communicate()
     wall = time.perf_counter() - t0

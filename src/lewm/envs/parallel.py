@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -70,21 +71,30 @@ def _init_worker() -> None:
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
-    """End the workers now: queued jobs are cancelled and running ones are not waited for."""
+    """End the workers now: queued jobs are cancelled and running ones are not waited for.
+
+    Returns once every worker has been reaped, so no child process is reported alive after it.
+    (The pool's manager thread reaps the workers too; a process it is reaping in that instant
+    still looks alive to us, so we also wait for that thread to finish.)"""
     terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
+    manager = getattr(pool, "_executor_manager_thread", None)
+    processes = list((getattr(pool, "_processes", None) or {}).values())
     if terminate is not None:
         terminate()
-        return
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
+    else:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in processes:
+            if p.is_alive():
+                p.terminate()
+    deadline = time.monotonic() + 10.0
     for p in processes:
-        if p.is_alive():
-            p.terminate()
-    for p in processes:
-        p.join(timeout=10)
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
         if p.is_alive():  # pragma: no cover - terminate is not enough only if the worker hangs
             p.kill()
-            p.join()
+    if manager is not None:
+        manager.join(timeout=10.0)
+    for p in processes:
+        p.join(timeout=1.0)
 
 
 def _results(

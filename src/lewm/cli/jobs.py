@@ -227,6 +227,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from lewm.models import load
     from lewm.planning.evaluate import eval_folder_name, evaluate
 
+    if args.offline:
+        return _eval_offline(args)
+    args.env = "tworoom" if args.env is None else args.env
     gym_env = is_gym_name(args.env)
     if gym_env:
         gym_config(args.env)  # a malformed name fails before any work
@@ -303,6 +306,95 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# what --offline does not use: no environment runs, so these would be silently ignored
+OFFLINE_UNUSED = {
+    "env": "--env",
+    "gym_make": "--gym-make",
+    "gym_adapter": "--gym-adapter",
+    "any_env": "--any-env",
+    "distributed": "--distributed",
+    "budget": "--budget",
+    "receding": "--receding",
+    "policy": "--policy",
+    "gifs": "--gifs",
+}
+
+
+def _eval_offline(args: argparse.Namespace) -> int:
+    """``lewm eval RUN --offline``: open-loop prediction error and action recovery on logged
+    episodes, no environment (lewm.planning.offline)."""
+    import dataclasses
+
+    from lewm.models import load, resolve_checkpoint
+    from lewm.planning.offline import OFFLINE_FILE, evaluate_offline, offline_folder_name
+    from lewm.utils.config import ConfigError, parse_override
+
+    used = [
+        flag
+        for name, flag in OFFLINE_UNUSED.items()
+        if getattr(args, name, None) not in (None, False, [])
+    ]
+    online = {"eval.budget", "eval.receding", "eval.policy", "eval.num_gifs"}
+    used += [o for o in args.overrides if ".".join(parse_override(o)[0]) in online]
+    if used:
+        raise ConfigError(
+            f"--offline runs no environment, so {', '.join(used)} would be ignored: drop "
+            f"{'it' if len(used) == 1 else 'them'} (offline reads episodes of --data only)"
+        )
+    if args.horizon is not None:  # receding is an online setting: keep it valid, unused
+        args.overrides = [*args.overrides, f"eval.receding={args.horizon}"]
+    cfg = eval_config_from_args(args)
+    model = load(args.checkpoint)
+    f = int(model.frameskip)
+    horizon_given = args.horizon is not None or any(
+        ".".join(parse_override(o)[0]) == "eval.horizon" for o in args.overrides
+    )
+    if not horizon_given and cfg.goal_offset % f == 0:  # the plan ends at the logged goal
+        K = cfg.goal_offset // f
+        cfg = dataclasses.replace(cfg, horizon=K, receding=K)
+    data = args.data or model.metadata.get("dataset")
+    if data is None:
+        raise ValueError("--data is required: the checkpoint does not record its dataset")
+    proposal = None
+    if cfg.uses_policy():
+        from lewm.planning.policy import policy_for
+
+        proposal = policy_for(resolve_checkpoint(args.checkpoint), model)
+    out = Path(args.out or Path(args.checkpoint) / offline_folder_name(cfg, data))
+    res = evaluate_offline(
+        model,
+        data,
+        cfg,
+        out_dir=out,
+        progress=False if args.no_progress else None,
+        overwrite=args.overwrite,
+        proposal=proposal,
+    )
+    print(
+        json.dumps(
+            {
+                "tasks": len(res.tasks),
+                "blocks": res.blocks,
+                "rollout_error_at_goal": round(res.rollout_error[-1], 4),
+                "copy_last_error_at_goal": round(res.copy_last_error[-1], 4),
+                "action_r2": round(res.action_r2, 3),
+                "first_block_r2": round(res.first_block_r2, 3),
+                "net_action_r2": round(res.net_action_r2, 3),
+                "net_action_error": {k: round(v, 4) for k, v in res.net_action_error.items()},
+                "cost_planned": round(res.cost_planned, 4),
+                "cost_logged": round(res.cost_logged, 4),
+                "cost_planned_median": round(res.cost_planned_median, 4),
+                "cost_logged_median": round(res.cost_logged_median, 4),
+                "plan_cheaper_fraction": round(res.plan_cheaper_fraction, 3),
+                "plan_seconds_mean": round(res.plan_seconds_mean, 4),
+                "offline_json": str(out / OFFLINE_FILE),
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from lewm.demo import run_demo
 
@@ -318,7 +410,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument(
         "--env",
-        default="tworoom",
+        default=None,
         help="environment: a registered name (tworoom, pusht) or gym:ID (default: tworoom). "
         + GYM_HELP
         + " For gym:ID the settings recorded in the dataset by `lewm collect gym:ID` are used, "
@@ -400,6 +492,16 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
         help="allow an environment other than the one the model was trained on",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="no environment: on the logged episodes of --data (any file of the model's "
+        "frames and actions, no 'state' column needed), the open-loop prediction error per "
+        "block along the logged actions and how well one plan toward the logged goal "
+        "(--goal-offset steps later) recovers the logged actions, beside baselines; writes "
+        "offline.json and offline.png (default folder CHECKPOINT/offline_SOLVER_DIGEST). The "
+        "plan's horizon is goal-offset / frameskip blocks",
+    )
     p.add_argument(
         "--distributed",
         action="store_true",

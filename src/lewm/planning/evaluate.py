@@ -49,17 +49,26 @@ log = logging.getLogger(__name__)
 
 
 def sample_tasks(
-    dataset: EpisodeDataset, episodes: np.ndarray, n: int, goal_offset: int, seed: int
+    dataset: EpisodeDataset,
+    episodes: np.ndarray,
+    n: int,
+    goal_offset: int,
+    seed: int,
+    min_start: int = 0,
 ) -> list[tuple[int, int]]:
-    """``n`` (episode, start step) pairs, uniform over valid rows (so long episodes weigh more)."""
+    """``n`` (episode, start step) pairs, uniform over valid rows (so long episodes weigh more).
+    ``min_start``: steps an episode must have before the start (offline context frames); with
+    0 every row whose goal lies inside the episode is valid."""
     valid = []
     for ep in episodes:
         L = int(dataset.ep_len[ep])
-        if L - 1 >= goal_offset:
-            valid.append(np.stack([np.full(L - goal_offset, ep), np.arange(L - goal_offset)], 1))
+        if L - 1 >= goal_offset + min_start:
+            first = np.arange(min_start, L - goal_offset)
+            valid.append(np.stack([np.full(len(first), ep), first], 1))
     if not valid:
+        more = f" plus {min_start} steps of context" if min_start else ""
         raise DataError(
-            f"no episode in the evaluation split is longer than the goal offset {goal_offset}"
+            f"no episode in the evaluation split is longer than the goal offset {goal_offset}{more}"
         )
     rows = np.concatenate(valid)
     if len(rows) < n:
@@ -104,7 +113,7 @@ class EvalResult:
     wall_seconds: float
     settings: dict[str, Any]
     task_index: list[int]  # position of each task in the full sampled list (for merging shards)
-    # the env's numeric errors (distance, pos_error, angle_error) at the last step of each task
+    # the env's numeric errors (distance, pos_error, angle_error, joint_error) at the last step
     final_errors: list[dict[str, float]] = field(default_factory=list)
     terminated: list[bool] = field(default_factory=list)  # the env ended the episode itself
     truncated: list[bool] = field(default_factory=list)  # the env cut the episode short
@@ -115,7 +124,7 @@ class EvalResult:
         return asdict(self)
 
 
-_ERROR_KEYS = ("distance", "pos_error", "angle_error")
+_ERROR_KEYS = ("distance", "pos_error", "angle_error", "joint_error")
 
 
 def _make_envs(env_name: str, n: int, resolution: int, **options: Any):

@@ -8,6 +8,9 @@ Adding a world model: one module and one ``register_model`` line below (docs/arc
 
 from lewm.models.base import WorldModelBase, model_device
 from lewm.models.checkpoint import CheckpointError, load, read_config, resolve_checkpoint
+from lewm.models.dinowm import DinoWM, DinoWMConfig
+from lewm.models.dinowm import build_objective as _dinowm_objective
+from lewm.models.dinowm import tiny_config as _dinowm_tiny
 from lewm.models.encoders import EncoderConfig
 from lewm.models.lewm import LeWM, LeWMConfig
 from lewm.models.lewm import build_objective as _lewm_objective
@@ -64,10 +67,31 @@ register_model(
         ),
     )
 )
+register_model(
+    ModelSpec(
+        "dinowm",
+        DinoWMConfig,
+        DinoWM,
+        _dinowm_objective,
+        _dinowm_tiny,
+        "DINO-WM style: LeWM's predictor over a frozen encoder's features (hf:FOLDER, "
+        "lewm:CHECKPOINT or random)",
+        required=(
+            "action_dim",
+            "frameskip",
+            "source",
+            "features",
+            "source_config",
+            "predictor.history",
+        ),
+    )
+)
 
 __all__ = [
     "MODELS",
     "CheckpointError",
+    "DinoWM",
+    "DinoWMConfig",
     "EncoderConfig",
     "LeWM",
     "LeWMConfig",

@@ -1,0 +1,119 @@
+"""The frozen-encoder world model (DINO-WM style, lewm.models.dinowm): its encoder never
+changes in training, a saved model loads without its source, each source and feature option
+works, and bad settings are one clear error. (The generic contract: test_model_contract.py.)"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from lewm.config import apply_overrides, preset
+from lewm.models import load
+from lewm.models.pretrained import load_hf_vit
+from lewm.training.trainer import train
+from lewm.utils.config import ConfigError
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "hf_vit"
+STEPS = ["train.steps=3", "train.val_every=0", "train.ckpt_every=0", "train.batch_size=8"]
+
+
+def _train(toy_h5, out, *overrides):
+    cfg = apply_overrides(preset("tiny"), ["model.kind=dinowm", *overrides, *STEPS])
+    train(cfg, toy_h5, out, progress=False)
+    return load(out)
+
+
+def _frames(n=4, size=16):
+    return torch.randint(
+        0, 256, (1, n, size, size, 3), generator=torch.Generator().manual_seed(0), dtype=torch.uint8
+    )
+
+
+@pytest.mark.parametrize(
+    ("features", "pool", "dim"),
+    [("cls", 1, 16), ("mean", 1, 16), ("patches", 1, 64), ("patches", 2, 16)],
+)
+def test_hf_source_trains_the_predictor_only_and_loads_without_the_folder(
+    toy_h5, tmp_path, features, pool, dim
+):
+    source = tmp_path / "dino"
+    shutil.copytree(FIXTURES / "dinov2", source)
+    model = _train(
+        toy_h5,
+        tmp_path / "run",
+        f"model.source=hf:{source}",
+        f"model.features={features}",
+        f"model.patch_pool={pool}",
+        "model.input_size=16",
+    )  # 16 px = a 2x2 patch grid
+    assert model.latent_dim == dim and model.config.source_config["model_type"] == "dinov2"
+    ref = load_hf_vit(FIXTURES / "dinov2").state_dict()
+    for name, value in model.encoder.net.state_dict().items():
+        assert torch.equal(value, ref[name]), f"the frozen encoder changed: {name}"
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    z = model.encode(_frames())
+    shutil.rmtree(source)  # the source is gone: the checkpoint holds the encoder
+    again = load(tmp_path / "run")
+    torch.testing.assert_close(again.eval().encode(_frames()), z)
+    assert z.shape == (1, 4, dim) and torch.isfinite(z).all()
+
+
+def test_a_lewm_source_keeps_its_encoding(toy_h5, tmp_path):
+    cfg = apply_overrides(preset("tiny"), STEPS)
+    train(cfg, toy_h5, tmp_path / "lewm", progress=False)
+    src = load(tmp_path / "lewm").eval()
+    model = _train(toy_h5, tmp_path / "run", f"model.source=lewm:{tmp_path / 'lewm'}").eval()
+    assert model.latent_dim == src.latent_dim
+    assert not hasattr(model.encoder.net, "predictor")  # only the encoder and projector kept
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode(_frames()), src.encode(_frames()))
+
+
+def test_a_random_encoder_is_frozen_in_training_too(toy_h5, tmp_path):
+    cfg = apply_overrides(preset("tiny"), ["model.kind=dinowm"])
+    torch.manual_seed(0)
+    from lewm.models import build_model
+
+    before = {k: v.clone() for k, v in build_model(cfg.model).encoder.state_dict().items()}
+    model = _train(toy_h5, tmp_path / "run")
+    after = model.encoder.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before), "BatchNorm or weights moved"
+    model.train()
+    assert not model.encoder.training  # train() leaves the frozen encoder in eval mode
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.source=hf:"], "model.source must be one of"),
+        (["model.source=dino"], "model.source must be one of"),
+        (["model.features=patches"], "needs patch tokens: only an hf:FOLDER source"),
+        (["model.features=max"], "model.features must be one of"),
+        (["model.patch_pool=0"], "model.patch_pool must be >= 1"),
+        (["model.input_size=4"], "model.input_size must be 0"),
+    ],
+)
+def test_bad_settings_are_one_config_error(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(preset("tiny"), ["model.kind=dinowm", *overrides])
+
+
+def test_sources_that_cannot_be_built_say_why(tmp_path):
+    from lewm.models import build_model
+    from lewm.models.checkpoint import CheckpointError
+
+    def build(*o):
+        return build_model(apply_overrides(preset("tiny"), ["model.kind=dinowm", *o]).model)
+
+    with pytest.raises(CheckpointError, match="does not exist"):
+        build(f"model.source=hf:{tmp_path / 'none'}")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        build(f"model.source=lewm:{tmp_path / 'none'}")
+    with pytest.raises(ConfigError, match="patch_pool 2 must divide the 3x3 patch grid"):
+        build(
+            f"model.source=hf:{FIXTURES / 'dinov2'}", "model.features=patches", "model.patch_pool=2"
+        )
+    with pytest.raises(ConfigError, match="input_size 20 must be a multiple of the source's patch"):
+        build(f"model.source=hf:{FIXTURES / 'dinov2'}", "model.input_size=20")

@@ -19,7 +19,7 @@ STEPS = ["train.steps=3", "train.val_every=0", "train.ckpt_every=0", "train.batc
 
 
 def _train(toy_h5, out, *overrides):
-    cfg = apply_overrides(preset("tiny"), ["model.kind=dinowm", *overrides, *STEPS])
+    cfg = preset("tiny", ["model.kind=dinowm", *overrides, *STEPS])  # the tiny sizes kept
     train(cfg, toy_h5, out, progress=False)
     return load(out)
 
@@ -52,6 +52,8 @@ def test_hf_source_trains_the_predictor_only_and_loads_without_the_folder(
     for name, value in model.encoder.net.state_dict().items():
         assert torch.equal(value, ref[name]), f"the frozen encoder changed: {name}"
     assert not any(p.requires_grad for p in model.encoder.parameters())
+    counts = model.param_counts()
+    assert counts["trainable"] == counts["total"] - counts["encoder"] > 0
     z = model.encode(_frames())
     shutil.rmtree(source)  # the source is gone: the checkpoint holds the encoder
     again = load(tmp_path / "run")
@@ -70,8 +72,19 @@ def test_a_lewm_source_keeps_its_encoding(toy_h5, tmp_path):
         torch.testing.assert_close(model.encode(_frames()), src.encode(_frames()))
 
 
+def test_layer_norm_standardises_each_frames_features(toy_h5, tmp_path):
+    raw = _train(toy_h5, tmp_path / "raw").eval()
+    normed = _train(toy_h5, tmp_path / "normed", "model.feature_norm=layer").eval()
+    with torch.no_grad():
+        z_raw, z = raw.encode(_frames()), normed.encode(_frames())
+    assert (z_raw.mean(-1).abs() > 1e-3).any()  # a CNN's features are not standardised
+    torch.testing.assert_close(z.std(-1), torch.ones(1, 4), atol=0.05, rtol=0)
+    torch.testing.assert_close(z.mean(-1), torch.zeros(1, 4), atol=1e-5, rtol=0)
+
+
 def test_a_random_encoder_is_frozen_in_training_too(toy_h5, tmp_path):
-    cfg = apply_overrides(preset("tiny"), ["model.kind=dinowm"])
+    cfg = preset("tiny", ["model.kind=dinowm"])
+    assert cfg.model.encoder.kind == "cnn" and cfg.model.encoder.image_size == 16
     torch.manual_seed(0)
     from lewm.models import build_model
 
@@ -92,12 +105,13 @@ def test_a_random_encoder_is_frozen_in_training_too(toy_h5, tmp_path):
         (["model.features=patches"], "needs patch tokens: only an hf:FOLDER source"),
         (["model.features=max"], "model.features must be one of"),
         (["model.patch_pool=0"], "model.patch_pool must be >= 1"),
+        (["model.feature_norm=batch"], "model.feature_norm must be one of"),
         (["model.input_size=4"], "model.input_size must be 0"),
     ],
 )
 def test_bad_settings_are_one_config_error(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        apply_overrides(preset("tiny"), ["model.kind=dinowm", *overrides])
+        preset("tiny", ["model.kind=dinowm", *overrides])
 
 
 def test_sources_that_cannot_be_built_say_why(tmp_path):
@@ -105,7 +119,7 @@ def test_sources_that_cannot_be_built_say_why(tmp_path):
     from lewm.models.checkpoint import CheckpointError
 
     def build(*o):
-        return build_model(apply_overrides(preset("tiny"), ["model.kind=dinowm", *o]).model)
+        return build_model(preset("tiny", ["model.kind=dinowm", *o]).model)
 
     with pytest.raises(CheckpointError, match="does not exist"):
         build(f"model.source=hf:{tmp_path / 'none'}")

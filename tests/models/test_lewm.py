@@ -31,7 +31,7 @@ def test_shapes_for_presets(name):
 
 def test_paper_preset_parameter_split():
     counts = LeWM(preset("paper").model).param_counts()
-    assert 15e6 <= counts["total"] <= 19e6
+    assert 15e6 <= counts["total"] <= 19e6 and counts["trainable"] == counts["total"]
     # exact split of the released architecture (paper.md section 1.5)
     assert counts["encoder"] == 5_501_376
     assert counts["predictor"] == 10_791_360

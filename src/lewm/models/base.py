@@ -53,12 +53,14 @@ class WorldModelBase(nn.Module):
         return self.normalizer
 
     def param_counts(self) -> dict[str, int]:
-        """Parameters per top-level part and in total."""
+        """Parameters per top-level part, in total, and those training updates (``trainable``:
+        a frozen encoder's are not)."""
         counts = {
             name: sum(p.numel() for p in child.parameters())
             for name, child in self.named_children()
         }
         counts["total"] = sum(p.numel() for p in self.parameters())
+        counts["trainable"] = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return counts
 
     def save_pretrained(

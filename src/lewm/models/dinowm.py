@@ -40,6 +40,7 @@ from lewm.models.predictor import ActionEncoder, Predictor, PredictorConfig, Pro
 from lewm.utils.config import ConfigError, check
 
 FEATURES = ("cls", "mean", "patches")
+FEATURE_NORMS = ("none", "layer")
 SOURCES = ("random", "hf:FOLDER", "lewm:CHECKPOINT")
 
 
@@ -53,6 +54,10 @@ class DinoWMConfig(LeWMConfig):
     features: str = "cls"  # "cls", "mean" or "patches" (hf sources only for the last two)
     patch_pool: int = 1  # patches: average-pool the patch grid by this factor
     input_size: int = 0  # hf: frames are resized to this square size (0: the source's own)
+    # "none" (the features as the encoder gives them, as DINO-WM) or "layer" (each frame's
+    # features standardised over their dimensions, no learned scale: puts an encoder whose
+    # features are tiny, e.g. a random one, on the predictor's scale)
+    feature_norm: str = "none"
     # written when the model is built: the source's architecture (and, for hf, its input
     # normalisation), so that a saved model is rebuilt without the source folder
     source_config: dict | None = None
@@ -72,6 +77,10 @@ class DinoWMConfig(LeWMConfig):
             self.features == "cls" or kind == "hf",
             f"model.features={self.features} needs patch tokens: only an hf:FOLDER source has "
             "them (use model.features=cls)",
+        )
+        check(
+            self.feature_norm in FEATURE_NORMS,
+            f"model.feature_norm must be one of {FEATURE_NORMS}, got {self.feature_norm!r}",
         )
         check(self.patch_pool >= 1, f"model.patch_pool must be >= 1, got {self.patch_pool}")
         check(
@@ -93,6 +102,7 @@ class FrozenEncoder(nn.Module):
         kind, _, where = cfg.source.partition(":")
         where = str(Path(where).expanduser()) if where else where
         self.kind, self.features, self.pool = kind, cfg.features, cfg.patch_pool
+        self.norm = cfg.feature_norm
         # building from the source reads its weights and records its architecture in the
         # config; loading a saved model (source_config recorded) needs neither, and neither does
         # a build on the meta device (lewm sizes a model there first: shapes only)
@@ -155,6 +165,10 @@ class FrozenEncoder(nn.Module):
             raise ValueError(
                 f"pixels must be uint8 (N, h, w, 3), got {pixels.dtype} {tuple(pixels.shape)}"
             )
+        f = self._features(pixels)  # (N, F)
+        return F.layer_norm(f, f.shape[-1:]) if self.norm == "layer" else f
+
+    def _features(self, pixels: Tensor) -> Tensor:
         with torch.no_grad():
             if self.kind == "lewm":
                 return self.net.encode(pixels[:, None])[:, 0].float()  # (N, D_source)

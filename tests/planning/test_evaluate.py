@@ -3,27 +3,19 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+from toys import tiny_tworoom_run
 
 from lewm.cli.main import main
-from lewm.config import ConfigError, apply_overrides, preset
+from lewm.config import ConfigError
 from lewm.data.hdf5 import DataError, EpisodeWriter
-from lewm.envs.tworoom import collect_tworoom
 from lewm.models import LeWM
 from lewm.planning import CEMConfig
 from lewm.planning.evaluate import EvalConfig, evaluate, sample_tasks
-from lewm.training.trainer import train
 
 
 @pytest.fixture(scope="module")
 def tworoom_run(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tr")
-    collect_tworoom(d / "tr.h5", 40, resolution=16, seed=0, progress=False)
-    cfg = apply_overrides(
-        preset("tiny"),
-        ["model.predictor.history=1", "train.steps=10", "train.val_every=0", "train.ckpt_every=0"],
-    )
-    train(cfg, d / "tr.h5", d / "run", progress=False)
-    return d
+    return tiny_tworoom_run(tmp_path_factory.mktemp("tr"), 40, history=1)
 
 
 def _small(**kw):

@@ -8,16 +8,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from toys import tiny_tworoom_run
 
 from lewm.cli.main import main
-from lewm.config import apply_overrides, preset
 from lewm.data.hdf5 import DataError, EpisodeDataset, EpisodeWriter
 from lewm.data.normalize import Normalizer
-from lewm.envs.tworoom import collect_tworoom
 from lewm.planning import CEMConfig
 from lewm.planning.evaluate import EvalConfig, sample_tasks
 from lewm.planning.offline import evaluate_offline
-from lewm.training.trainer import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -144,14 +142,7 @@ def test_an_earlier_evaluation_is_kept_unless_overwrite(toy_world, tmp_path):
 # -- the command, on a trained LeWM ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tworoom_run(tmp_path_factory):
-    d = tmp_path_factory.mktemp("off")
-    collect_tworoom(d / "tr.h5", 30, resolution=16, seed=0, progress=False)
-    cfg = apply_overrides(
-        preset("tiny"),
-        ["model.predictor.history=2", "train.steps=10", "train.val_every=0", "train.ckpt_every=0"],
-    )
-    train(cfg, d / "tr.h5", d / "run", progress=False)
-    return d
+    return tiny_tworoom_run(tmp_path_factory.mktemp("off"), 30, history=2)
 
 
 def _stateless_copy(src, dst):

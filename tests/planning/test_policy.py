@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from toys import tiny_tworoom_run
 
 from lewm.cli.main import main
-from lewm.config import apply_overrides, preset
 from lewm.data.hdf5 import EpisodeDataset
-from lewm.envs.tworoom import collect_tworoom
 from lewm.models import load
 from lewm.planning import CEMConfig, Planner, make_solver
 from lewm.planning.evaluate import EvalConfig, evaluate
@@ -27,7 +26,6 @@ from lewm.planning.policy import (
     save_policy,
     train_policy,
 )
-from lewm.training.trainer import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -37,14 +35,7 @@ FAST = ["--steps", "40", "--hidden", "32", "--no-progress"]
 @pytest.fixture(scope="module")
 def tworoom_run(tmp_path_factory):
     """A tiny Two-Room model (history 1, frameskip 5) trained 10 steps, and its data."""
-    d = tmp_path_factory.mktemp("pol")
-    collect_tworoom(d / "tr.h5", 40, resolution=16, seed=0, progress=False)
-    cfg = apply_overrides(
-        preset("tiny"),
-        ["model.predictor.history=1", "train.steps=10", "train.val_every=0", "train.ckpt_every=0"],
-    )
-    train(cfg, d / "tr.h5", d / "run", progress=False)
-    return d
+    return tiny_tworoom_run(tmp_path_factory.mktemp("pol"), 40, history=1)
 
 
 def _small_cfg(**kw) -> PolicyTrainConfig:

@@ -3,7 +3,8 @@
 The toys implement the planning protocols with a few lines each: a point mass seen through a
 one-hot image (:class:`PointModel`, :class:`PointEnv`), a model whose latents are zeros
 (:class:`NullModel`), one that records what it was asked (:class:`RecordingModel`), and a
-solver that returns recognisable plans (:class:`SpySolver`).
+solver that returns recognisable plans (:class:`SpySolver`); :func:`tiny_tworoom_run` trains a
+tiny real LeWM on Two-Room for the tests that need one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import time
 import numpy as np
 import torch
 
+from lewm.config import apply_overrides, preset
+from lewm.envs.tworoom import collect_tworoom
 from lewm.planning import SolveResult
+from lewm.training.trainer import train
 
 IMG = 16  # toy image side
 
@@ -121,3 +125,13 @@ class SpySolver:
         actions = (100 * k + blk + val).expand(batch, horizon, action_dim).clone()
         self.calls.append({"batch": batch, "init_mean": init_mean, "actions": actions})
         return SolveResult(actions=actions, cost=torch.zeros(batch), iterations_run=1)
+
+
+def tiny_tworoom_run(folder, episodes: int, history: int):
+    """``folder``/tr.h5 (Two-Room, 16 px) and ``folder``/run, a tiny model (frameskip 5, the
+    given history) trained 10 steps on it; returns ``folder``."""
+    collect_tworoom(folder / "tr.h5", episodes, resolution=16, seed=0, progress=False)
+    overrides = [f"model.predictor.history={history}", "train.steps=10", "train.val_every=0"]
+    cfg = apply_overrides(preset("tiny"), [*overrides, "train.ckpt_every=0"])
+    train(cfg, folder / "tr.h5", folder / "run", progress=False)
+    return folder

@@ -133,12 +133,12 @@ class _Embeddings(nn.Module):
 
 
 class _SelfAttention(nn.Module):
-    def __init__(self, width: int, heads: int) -> None:
+    def __init__(self, width: int, heads: int, bias: bool = True) -> None:
         super().__init__()
         self.heads = heads
-        self.query = nn.Linear(width, width)
-        self.key = nn.Linear(width, width)
-        self.value = nn.Linear(width, width)
+        self.query = nn.Linear(width, width, bias=bias)
+        self.key = nn.Linear(width, width, bias=bias)
+        self.value = nn.Linear(width, width, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         N, L, W = x.shape
@@ -161,9 +161,9 @@ class _Dense(nn.Module):
 
 
 class _Attention(nn.Module):
-    def __init__(self, width: int, heads: int) -> None:
+    def __init__(self, width: int, heads: int, bias: bool = True) -> None:
         super().__init__()
-        self.attention = _SelfAttention(width, heads)
+        self.attention = _SelfAttention(width, heads, bias)
         self.output = _Dense(width, width)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lewm.models.checkpoint import CheckpointError
+from lewm.models.encoders import EncoderConfig, _Attention, _Dense, _Embeddings
 
 MODEL_TYPES = ("dinov2", "vit")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -140,44 +141,6 @@ class HFViTConfig:
         return self.image_size // self.patch_size
 
 
-class _Linear(nn.Module):
-    """A ``dense`` Linear under its own name (HF's ``attention.output.dense`` and friends)."""
-
-    def __init__(self, d_in: int, d_out: int) -> None:
-        super().__init__()
-        self.dense = nn.Linear(d_in, d_out)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.dense(x)
-
-
-class _SelfAttention(nn.Module):
-    def __init__(self, cfg: HFViTConfig) -> None:
-        super().__init__()
-        W, self.heads = cfg.hidden_size, cfg.num_attention_heads
-        self.query = nn.Linear(W, W, bias=cfg.qkv_bias)
-        self.key = nn.Linear(W, W, bias=cfg.qkv_bias)
-        self.value = nn.Linear(W, W, bias=cfg.qkv_bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        N, L, W = x.shape
-        q, k, v = (
-            p(x).view(N, L, self.heads, W // self.heads).transpose(1, 2)
-            for p in (self.query, self.key, self.value)
-        )  # (N, heads, L, W/heads) each
-        return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(N, L, W)
-
-
-class _Attention(nn.Module):
-    def __init__(self, cfg: HFViTConfig) -> None:
-        super().__init__()
-        self.attention = _SelfAttention(cfg)
-        self.output = _Linear(cfg.hidden_size, cfg.hidden_size)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.output(self.attention(x))
-
-
 class _LayerScale(nn.Module):
     def __init__(self, width: int) -> None:
         super().__init__()
@@ -203,7 +166,7 @@ class _DinoLayer(nn.Module):
         super().__init__()
         W, eps = cfg.hidden_size, cfg.layer_norm_eps
         self.norm1 = nn.LayerNorm(W, eps=eps)
-        self.attention = _Attention(cfg)
+        self.attention = _Attention(W, cfg.num_attention_heads, cfg.qkv_bias)
         self.layer_scale1 = _LayerScale(W)
         self.norm2 = nn.LayerNorm(W, eps=eps)
         self.mlp = _MLP(cfg)
@@ -219,59 +182,15 @@ class _ViTLayer(nn.Module):
         super().__init__()
         W, eps = cfg.hidden_size, cfg.layer_norm_eps
         self.layernorm_before = nn.LayerNorm(W, eps=eps)
-        self.attention = _Attention(cfg)
+        self.attention = _Attention(W, cfg.num_attention_heads, cfg.qkv_bias)
         self.layernorm_after = nn.LayerNorm(W, eps=eps)
-        self.intermediate = _Linear(W, cfg.intermediate_size)
-        self.output = _Linear(cfg.intermediate_size, W)
+        self.intermediate = _Dense(W, cfg.intermediate_size)
+        self.output = _Dense(cfg.intermediate_size, W)
         self.act = _ACTIVATIONS[cfg.hidden_act]
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.attention(self.layernorm_before(x))
         return x + self.output(self.act(self.intermediate(self.layernorm_after(x))))
-
-
-class _PatchEmbeddings(nn.Module):
-    def __init__(self, cfg: HFViTConfig) -> None:
-        super().__init__()
-        self.projection = nn.Conv2d(3, cfg.hidden_size, cfg.patch_size, stride=cfg.patch_size)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.projection(x).flatten(2).transpose(1, 2)  # (N, P, W)
-
-
-class _Embeddings(nn.Module):
-    def __init__(self, cfg: HFViTConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        W = cfg.hidden_size
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, W))
-        self.position_embeddings = nn.Parameter(torch.zeros(1, cfg.grid**2 + 1, W))
-        self.patch_embeddings = _PatchEmbeddings(cfg)
-
-    def positions(self, h: int, w: int, interpolate: bool) -> Tensor:
-        """Position embeddings (1, 1 + h*w, W) for an (h, w) patch grid."""
-        g = self.cfg.grid
-        if (h, w) == (g, g):
-            return self.position_embeddings
-        if not interpolate:
-            s = self.cfg.image_size
-            raise ValueError(
-                f"this {self.cfg.model_type} encoder takes {s}x{s} images ({g}x{g} patches), got "
-                f"a {h}x{w} patch grid; resize the input (image_size) or allow interpolation"
-            )
-        cls_pos, grid = self.position_embeddings[:, :1], self.position_embeddings[:, 1:]
-        W = grid.shape[-1]
-        grid = grid.reshape(1, g, g, W).permute(0, 3, 1, 2).float()  # (1, W, g, g)
-        grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False)
-        grid = grid.to(cls_pos.dtype).permute(0, 2, 3, 1).reshape(1, h * w, W)
-        return torch.cat([cls_pos, grid], dim=1)
-
-    def forward(self, x: Tensor, interpolate: bool) -> Tensor:
-        N, _, H, W_img = x.shape
-        p = self.cfg.patch_size
-        tokens = self.patch_embeddings(x)  # (N, P, W)
-        tokens = torch.cat([self.cls_token.expand(N, -1, -1), tokens], dim=1)  # (N, 1+P, W)
-        return tokens + self.positions(H // p, W_img // p, interpolate)
 
 
 class _Encoder(nn.Module):
@@ -294,7 +213,15 @@ class HFViT(nn.Module):
     def __init__(self, cfg: HFViTConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.embeddings = _Embeddings(cfg)
+        self.embeddings = _Embeddings(  # lewm's ViT embeddings: the same names and positions
+            EncoderConfig(
+                kind="vit",
+                image_size=cfg.image_size,
+                width=cfg.hidden_size,
+                patch_size=cfg.patch_size,
+                heads=cfg.num_attention_heads,
+            )
+        )
         self.encoder = _Encoder(cfg)
         self.layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.out_dim = cfg.hidden_size
@@ -304,10 +231,18 @@ class HFViT(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"images must be (N, 3, H, W), got {tuple(x.shape)}")
-        p = self.cfg.patch_size
+        p, g = self.cfg.patch_size, self.cfg.grid
         if x.shape[-2] < p or x.shape[-1] < p:
             raise ValueError(f"images of {tuple(x.shape[-2:])} are smaller than one {p}-px patch")
-        return self.layernorm(self.encoder(self.embeddings(x, self.interpolate)))
+        grid = (x.shape[-2] // p, x.shape[-1] // p)
+        if grid != (g, g) and not self.interpolate:
+            s = self.cfg.image_size
+            raise ValueError(
+                f"this {self.cfg.model_type} encoder takes {s}x{s} images ({g}x{g} patches), got "
+                f"a {grid[0]}x{grid[1]} patch grid; resize the input (image_size) or allow "
+                "interpolation"
+            )
+        return self.layernorm(self.encoder(self.embeddings(x)))
 
 
 def read_hf_config(folder: str | os.PathLike) -> HFViTConfig:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Reacher from nothing (issue 18): collect (our PD controller, or POLICY_KIND=random), train the CPU preset, plan at
+# Reacher from nothing (issue 18): collect (our PD controller, or POLICY_KIND=random), train
+# the CPU preset, plan at
 # the paper's protocol (50 held-out tasks, goal 25 steps ahead, budget 50, CEM 300 x 30, horizon
 # 5, receding 5) beside the random policy on the same tasks. Every stage is timed; the whole run
 # is the "from nothing" wall time.

@@ -184,19 +184,26 @@ def eval_folder_name(
     return f"eval_{env_part}_{what}_{digest}"
 
 
-def prepare_eval_dir(out_dir: str | os.PathLike, overwrite: bool) -> Path:
-    """An output folder for one evaluation: never one holding an earlier evaluation unless
-    ``overwrite`` (which then removes only the eval.json and GIFs evaluation writes)."""
+def prepare_eval_dir(
+    out_dir: str | os.PathLike,
+    overwrite: bool,
+    outputs: tuple[str, ...] = (EVAL_FILE, "episode_*.gif"),
+    what: str = "an evaluation",
+) -> Path:
+    """An output folder for one evaluation: never one holding an earlier one (any file matching
+    ``outputs``, the names and globs that evaluation writes) unless ``overwrite``, which then
+    removes only those files, after checking that the folder is writable."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} is a file, not a folder; choose another --out")
-    earlier = [out / EVAL_FILE, *out.glob("episode_*.gif")] if out.is_dir() else []
-    earlier = [p for p in earlier if p.exists()]
+    earlier = [p for pattern in outputs for p in out.glob(pattern)] if out.is_dir() else []
     if earlier and not overwrite:
         raise FileExistsError(
-            f"{out} already holds an evaluation ({earlier[0].name}); pass --overwrite to replace "
+            f"{out} already holds {what} ({earlier[0].name}); pass --overwrite to replace "
             "it or choose another --out"
         )
+    if earlier:
+        check_can_create(out)
     for p in earlier:
         p.unlink()
     return out

@@ -41,7 +41,7 @@ import torch
 from lewm.data.config import DataConfig
 from lewm.data.hdf5 import DataError, EpisodeDataset
 from lewm.planning.config import EvalConfig
-from lewm.planning.evaluate import eval_episodes, sample_tasks
+from lewm.planning.evaluate import eval_episodes, prepare_eval_dir, sample_tasks
 from lewm.planning.mpc import Planner
 from lewm.planning.objective import GoalCost
 from lewm.planning.solvers import make_solver
@@ -109,24 +109,6 @@ def offline_folder_name(cfg: EvalConfig, data: str | os.PathLike) -> str:
     return f"offline_{what}_{digest.hexdigest()[:8]}"
 
 
-def prepare_offline_dir(out_dir: str | os.PathLike, overwrite: bool) -> Path:
-    """A folder for one offline evaluation: one that holds an earlier one is refused unless
-    ``overwrite`` (which removes only the files this evaluation writes)."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out {out} is a file, not a folder; choose another --out")
-    earlier = [p for p in (out / OFFLINE_FILE, out / OFFLINE_PLOT) if p.exists()]
-    if earlier and not overwrite:
-        raise FileExistsError(
-            f"{out} already holds an offline evaluation ({earlier[0].name}); pass --overwrite "
-            "to replace it or choose another --out"
-        )
-    check_can_create(out)
-    for p in earlier:
-        p.unlink()
-    return out
-
-
 def _check_shapes(model: Any, dataset: EpisodeDataset, cfg: EvalConfig) -> tuple[int, int, int]:
     """(K blocks, frameskip, context frames), or one clear error."""
     f, history = int(model.frameskip), int(model.history)
@@ -190,7 +172,8 @@ def evaluate_offline(
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     if out_dir is not None:
-        prepare_offline_dir(out_dir, overwrite)
+        prepare_eval_dir(out_dir, overwrite, (OFFLINE_FILE, OFFLINE_PLOT), "an offline evaluation")
+        check_can_create(out_dir)
     data_path = Path(data)
     metadata = getattr(model, "metadata", {}) or {}
     dataset = DataConfig.recorded(metadata).open(data_path, in_memory=False, recorded=True)

@@ -37,7 +37,7 @@ from lewm.models.checkpoint import CheckpointError
 from lewm.models.encoders import EncoderConfig, build_encoder
 from lewm.models.lewm import LeWM, LeWMConfig
 from lewm.models.predictor import ActionEncoder, Predictor, PredictorConfig, Projector
-from lewm.utils.config import ConfigError, check
+from lewm.utils.config import ConfigError, check, to_dict
 
 FEATURES = ("cls", "mean", "patches")
 FEATURE_NORMS = ("none", "layer")
@@ -142,7 +142,7 @@ class FrozenEncoder(nn.Module):
             self.out_dim = int(self.net.latent_dim)
             size = int(self.net.image_size)
             mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)  # the source model preprocesses itself
-            recorded = {"model": _plain(self.net.config)}
+            recorded = {"model": to_dict(self.net.config)}
         if not on_meta and fresh:
             cfg.source_config = recorded
         self.size = int(size)
@@ -193,12 +193,6 @@ def _hf_fields(d: dict[str, Any]) -> dict[str, Any]:
     out = dict(d)
     out["image_mean"], out["image_std"] = tuple(d["image_mean"]), tuple(d["image_std"])
     return out
-
-
-def _plain(config: Any) -> dict[str, Any]:
-    from lewm.utils.config import to_dict
-
-    return to_dict(config)
 
 
 def _lewm_encoder(where: str, recorded: dict | None, load_weights: bool) -> nn.Module:

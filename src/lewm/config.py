@@ -158,6 +158,17 @@ PRESETS: dict[str, Preset] = {
         ),
         "best Push-T recipe on 2 CPU cores so far (1.15 M-parameter predictor, ~51 min; 22-24 %)",
     ),
+    "cube-cpu": Preset(
+        "cpu",
+        (
+            "train.steps=8000",
+            "train.batch_size=64",
+            "train.val_every=1000",
+            "train.ckpt_every=1000",
+            "eval.exclude_solved=true",  # the oracle's data hold many tasks solved at the start
+        ),
+        "Cube (OGBench, one cube) on 2 CPU cores: the cpu model, history 3, 8,000 steps",
+    ),
 }
 
 

@@ -63,7 +63,7 @@ def test_analysis_user_errors_are_one_line(tiny_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["surprise", str(tiny_run), "--env", "cube"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "available: pusht, reacher, tworoom" in err
+    assert err.count("\n") == 1 and "available: cube, pusht, reacher, tworoom" in err
     assert main(["probe", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
 

@@ -24,7 +24,7 @@ def _spec(**kw) -> EnvSpec:
 
 def test_unknown_names_list_the_registered_ones():
     with pytest.raises(
-        ValueError, match="unknown environment 'maze'; available: pusht, reacher, tworoom"
+        ValueError, match="unknown environment 'maze'; available: cube, pusht, reacher, tworoom"
     ):
         get_spec("maze")
     with pytest.raises(ValueError, match="unknown environment 'maze'; available:"):
@@ -48,6 +48,9 @@ def test_register_refuses_a_taken_name_or_id():
         ({"max_episode_steps": 0}, "max_episode_steps"),
         ({"render": None}, "render must be callable"),
         ({"collect_options": "noise_std"}, "collect_options"),
+        ({"eval_defaults": "eval.exclude_solved=true"}, "eval_defaults must be a tuple"),
+        ({"eval_defaults": ("train.steps=3",)}, "eval.KEY=VALUE overrides"),
+        ({"data_attrs": ("look", 3)}, "data_attrs must be a tuple of strings"),
     ],
 )
 def test_spec_fields_are_validated(bad, match):
@@ -56,8 +59,9 @@ def test_spec_fields_are_validated(bad, match):
 
 
 def test_env_names_and_ids_follow_the_registry(monkeypatch):
-    assert lewm.envs.ENV_NAMES == ("pusht", "reacher", "tworoom")
+    assert lewm.envs.ENV_NAMES == ("cube", "pusht", "reacher", "tworoom")
     assert lewm.envs.ENV_IDS == {
+        "cube": "lewm/Cube-v0",
         "pusht": "lewm/PushT-v0",
         "reacher": "lewm/Reacher-v0",
         "tworoom": "lewm/TwoRoom-v0",

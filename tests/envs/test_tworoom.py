@@ -36,7 +36,7 @@ def test_gymnasium_make_registry_and_make_env():
     assert isinstance(bare, TwoRoomEnv) and bare.resolution == 48
     assert "tworoom" in ENV_NAMES and lewm.envs.ENV_IDS["tworoom"] == "lewm/TwoRoom-v0"
     with pytest.raises(
-        ValueError, match="unknown environment 'maze'; available: pusht, reacher, tworoom"
+        ValueError, match="unknown environment 'maze'; available: cube, pusht, reacher, tworoom"
     ):
         make_env("maze")
 

@@ -85,6 +85,44 @@ def test_heldout_split_uses_the_models_validation_episodes(tworoom_run):
     assert all(s + 25 <= ds.ep_len[e] - 1 for e, s in tasks)
 
 
+def test_skip_draws_only_allowed_tasks_and_the_default_draw_is_unchanged(tworoom_run):
+    from lewm.data.hdf5 import EpisodeDataset
+    from lewm.planning.evaluate import solved_at_start
+
+    ds = EpisodeDataset(tworoom_run / "tr.h5")
+    eps = np.arange(40)
+    plain = sample_tasks(ds, eps, 8, 25, seed=3)
+    assert sample_tasks(ds, eps, 8, 25, seed=3) == plain  # the paper's draw, reproducible
+    odd = sample_tasks(ds, eps, 8, 25, seed=3, skip=lambda t: t[:, 1] % 2 == 1)
+    assert len(odd) == 8 and all(s % 2 == 0 for _, s in odd) and odd == sorted(odd)
+    with pytest.raises(DataError, match="not already solved at the start"):
+        sample_tasks(ds, eps, 8, 25, seed=3, skip=lambda t: np.ones(len(t), bool))
+    # the env's own success test on the start and goal states of each task
+    solved = solved_at_start("tworoom", ds, 25)
+    from lewm.envs import get_spec
+
+    st = ds.column("state")[:]
+    rows = np.array([int(ds.ep_offset[e]) + s for e, s in plain])
+    want = get_spec("tworoom").success(st[rows], st[rows + 25])
+    np.testing.assert_array_equal(solved(np.array(plain)), want)
+    assert solved_at_start("gym:CartPole-v1", ds, 25) is None
+
+
+def test_exclude_solved_is_recorded_and_gets_its_own_folder(tworoom_run, tmp_path):
+    from lewm.planning.evaluate import eval_folder_name
+
+    cfg = _small(policy="random", episodes=6)
+    on = _small(policy="random", episodes=6, exclude_solved=True)
+    a = evaluate(None, "tworoom", tworoom_run / "tr.h5", cfg)
+    b = evaluate(None, "tworoom", tworoom_run / "tr.h5", on)
+    assert a.solved_at_start == b.solved_at_start is not None
+    assert a.settings["exclude_solved"] is False and b.settings["exclude_solved"] is True
+    data = tworoom_run / "tr.h5"
+    assert eval_folder_name("tworoom", cfg, data) != eval_folder_name("tworoom", on, data)
+    with pytest.raises(ConfigError, match="exclude_solved must be true or false"):
+        EvalConfig(exclude_solved="yes")
+
+
 def test_eval_bad_inputs(tworoom_run, tmp_path, capsys):
     with pytest.raises(ConfigError, match=r"eval.budget \(10\) is smaller than eval.goal_offset"):
         EvalConfig(budget=10, goal_offset=25)

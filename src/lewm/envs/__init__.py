@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lewm.envs import pusht, reacher, tworoom  # noqa: F401  (each registers its spec)
+from lewm.envs import cube, pusht, reacher, tworoom  # noqa: F401  (each registers its spec)
 from lewm.envs.gym_adapter import (
     GYM_PREFIX,
     GymAdapter,

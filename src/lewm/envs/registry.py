@@ -51,6 +51,12 @@ class EnvSpec:
     surprise: Surprise | None = None  # matched none/colour/teleport trajectories
     state_grid: StateGrid | None = None  # states on an n x n grid for latent maps
     extra: str | None = None  # the pip extra with the optional dependencies ("pusht")
+    # eval.* overrides an honest evaluation of this env needs, applied after the preset's eval
+    # section and before the user's (Cube: "eval.exclude_solved=true")
+    eval_defaults: tuple[str, ...] = ()
+    # constructor keywords the collector records as file attributes (Cube: "look"): evaluation
+    # on that file builds the env with them, so its frames look like the data's
+    data_attrs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():
@@ -69,6 +75,15 @@ class EnvSpec:
             raise ValueError(
                 f"{self.name}: collect_options must be a tuple of option names, "
                 f"got {self.collect_options!r}"
+            )
+
+        for key in ("eval_defaults", "data_attrs"):
+            value = getattr(self, key)
+            if isinstance(value, str) or not all(isinstance(o, str) for o in value):
+                raise ValueError(f"{self.name}: {key} must be a tuple of strings, got {value!r}")
+        if not all(o.startswith("eval.") and "=" in o for o in self.eval_defaults):
+            raise ValueError(
+                f"{self.name}: eval_defaults are eval.KEY=VALUE overrides, got {self.eval_defaults}"
             )
 
     @property

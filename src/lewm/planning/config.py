@@ -39,6 +39,9 @@ class EvalConfig:
     # (the checkpoint's trained goal-conditioned policy, `lewm policy RUN`: the amortised
     # planner's plan warm-starts the solver; eval.solver.kind=policy uses it alone)
     proposal: str = "none"
+    # drop tasks whose start already passes the env's success test against the goal (the count
+    # in the paper's draw is reported either way as solved_at_start); on in the Cube presets
+    exclude_solved: bool = False
 
     def uses_policy(self) -> bool:
         """Whether planning needs the checkpoint's trained policy (as proposal or as solver)."""
@@ -67,6 +70,10 @@ class EvalConfig:
         check(
             self.proposal in PROPOSALS,
             f"eval.proposal must be one of {PROPOSALS}, got {self.proposal!r}",
+        )
+        check(
+            isinstance(self.exclude_solved, bool),
+            f"eval.exclude_solved must be true or false, got {self.exclude_solved!r}",
         )
         check(self.cost in COSTS, f"eval.cost must be one of {COSTS}, got {self.cost!r}")
         check(

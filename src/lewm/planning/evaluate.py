@@ -24,7 +24,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,10 +55,13 @@ def sample_tasks(
     goal_offset: int,
     seed: int,
     min_start: int = 0,
+    skip: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[tuple[int, int]]:
     """``n`` (episode, start step) pairs, uniform over valid rows (so long episodes weigh more).
     ``min_start``: steps an episode must have before the start (offline context frames); with
-    0 every row whose goal lies inside the episode is valid."""
+    0 every row whose goal lies inside the episode is valid. ``skip``: (K, 2) candidate pairs ->
+    bool (K,), True for pairs that may not be drawn (e.g. :func:`solved_at_start`); without it
+    the draw is the paper's (and the same as before the option existed)."""
     valid = []
     for ep in episodes:
         L = int(dataset.ep_len[ep])
@@ -76,8 +79,46 @@ def sample_tasks(
             f"eval.episodes={n} (--episodes), but the evaluation split has only {len(rows)} valid "
             "start steps: ask for fewer or use a larger file"
         )
-    pick = np.sort(np.random.default_rng(seed).choice(len(rows), size=n, replace=False))
+    rng = np.random.default_rng(seed)
+    if skip is None:
+        pick = np.sort(rng.choice(len(rows), size=n, replace=False))
+        return [(int(e), int(s)) for e, s in rows[pick]]
+    order, kept, seen = rng.permutation(len(rows)), [], 0
+    block = max(4 * n, 256)  # candidates checked at a time (reading states costs)
+    while len(kept) < n and seen < len(order):
+        cand = order[seen : seen + block]
+        seen += len(cand)
+        kept.extend(cand[~np.asarray(skip(rows[cand]), bool)].tolist())
+    if len(kept) < n:
+        raise DataError(
+            f"eval.episodes={n} (--episodes), but only {len(kept)} of the evaluation split's "
+            f"{len(rows)} valid start steps are not already solved at the start: ask for fewer, "
+            "use a larger file, or set eval.exclude_solved=false"
+        )
+    pick = np.sort(np.asarray(kept[:n]))
     return [(int(e), int(s)) for e, s in rows[pick]]
+
+
+def solved_at_start(
+    env_name: str, dataset: EpisodeDataset, goal_offset: int
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """(K, 2) (episode, start) pairs -> bool (K,): whether the start state already passes the
+    environment's success test against the goal state ``goal_offset`` steps later (a task solved
+    before it starts). None for an environment without a registered success test (gym:ID)."""
+    from lewm.envs import ENVS
+
+    spec = ENVS.get(env_name)
+    if spec is None:
+        return None
+
+    def solved(tasks: np.ndarray) -> np.ndarray:
+        tasks = np.asarray(tasks, np.int64).reshape(-1, 2)
+        rows = np.asarray(dataset.ep_offset, np.int64)[tasks[:, 0]] + tasks[:, 1]
+        starts = dataset.rows("state", rows)
+        goals = dataset.rows("state", rows + goal_offset)
+        return np.asarray(spec.success(starts, goals), bool).reshape(len(tasks))
+
+    return solved
 
 
 def eval_episodes(
@@ -119,6 +160,9 @@ class EvalResult:
     truncated: list[bool] = field(default_factory=list)  # the env cut the episode short
     # env steps at which a planned action lay outside the action space and was clipped to it
     clipped_steps: int = 0
+    # tasks of the paper's draw (before any exclusion) whose start already passes the success
+    # test against the goal; None when the env has no registered success test
+    solved_at_start: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,6 +177,24 @@ def _make_envs(env_name: str, n: int, resolution: int, **options: Any):
     from lewm.envs import make_env
 
     return [make_env(env_name, resolution=resolution, **options) for _ in range(n)]
+
+
+def _data_env_options(
+    env_name: str, dataset: EpisodeDataset, env_options: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """``env_options`` plus the constructor keywords the env's collector recorded in the file
+    (``EnvSpec.data_attrs``, e.g. Cube's ``look``), so the env renders like the data; a keyword
+    given in ``env_options`` wins."""
+    from lewm.envs import ENVS
+
+    options = dict(env_options or {})
+    spec = ENVS.get(env_name)
+    attrs = getattr(dataset, "attrs", None) or {}
+    for key in spec.data_attrs if spec is not None else ():
+        if key in attrs and key not in options:
+            value = attrs[key]
+            options[key] = value.decode() if isinstance(value, bytes) else value
+    return options
 
 
 def _goal_frame(dataset: EpisodeDataset, row: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -171,8 +233,9 @@ def eval_folder_name(
     setting (the env's options among them) and the task file, so runs with other settings never
     share a folder. An env name such as ``gym:ns/Name-v0`` is written ``gym-ns-Name-v0``."""
     settings = {"env": env_name, "data": str(Path(data).resolve()), **to_dict(cfg)}
-    if settings.get("proposal") == "none":  # the default: folder names from before it stay
-        del settings["proposal"]
+    for key, default in (("proposal", "none"), ("exclude_solved", False)):
+        if settings.get(key) == default:  # defaults added later: folder names from before stay
+            del settings[key]
     if env_options:
         settings["env_options"] = env_options
     text = json.dumps(settings, sort_keys=True, default=str)
@@ -262,6 +325,24 @@ def evaluate(
     metadata = getattr(model, "metadata", {}) or {}
     episodes = eval_episodes(dataset, data_path, metadata, cfg.split)
     all_tasks = sample_tasks(dataset, episodes, cfg.episodes, cfg.goal_offset, cfg.seed)
+    solved = solved_at_start(env_name, dataset, cfg.goal_offset)
+    n_solved = int(solved(np.asarray(all_tasks)).sum()) if solved is not None else None
+    if cfg.exclude_solved:
+        if solved is None:
+            raise DataError(
+                f"eval.exclude_solved needs the environment's success test on states, and "
+                f"{env_name!r} has none registered: set eval.exclude_solved=false"
+            )
+        all_tasks = sample_tasks(
+            dataset, episodes, cfg.episodes, cfg.goal_offset, cfg.seed, skip=solved
+        )
+    elif n_solved:
+        log.warning(
+            "%d of the %d tasks are already solved at the start (the success test passes before "
+            "any action); eval.exclude_solved=true (--exclude-solved) leaves them out",
+            n_solved,
+            len(all_tasks),
+        )
     k, n = shard if shard is not None else (0, 1)
     if not 0 <= k < n:
         raise ValueError(f"shard must be (k, n) with 0 <= k < n, got {shard}")
@@ -271,7 +352,9 @@ def evaluate(
         raise ValueError(f"{n} evaluation processes for {len(all_tasks)} episodes: use fewer")
     states = dataset.column("state")
     res = dataset.image_shape[0]
-    envs = _make_envs(env_name, len(tasks), res, **dict(env_options or {}))
+    envs = _make_envs(
+        env_name, len(tasks), res, **_data_env_options(env_name, dataset, env_options)
+    )
     low, high = action_bounds(envs[0].action_space, env_name)  # (A,) each
     action_dim = len(low)
     if model is not None and model.action_dim != action_dim:
@@ -385,6 +468,7 @@ def evaluate(
         terminated=[bool(x) for x in terminated],
         truncated=[bool(x) for x in truncated],
         clipped_steps=int(getattr(controller, "clipped_steps", 0)),
+        solved_at_start=n_solved,
     )
     if out_dir is not None:
         out = Path(out_dir)
@@ -443,6 +527,7 @@ def merge_results(parts: list[EvalResult]) -> EvalResult:
         terminated=[r[5] for r in rows],
         truncated=[r[6] for r in rows],
         clipped_steps=sum(p.clipped_steps for p in parts),
+        solved_at_start=parts[0].solved_at_start,  # every shard counts the same draw
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 BACKENDS = ("egl", "osmesa")  # tried in this order
 INSTALL_HINT = "pip install 'lewm[mujoco]'"
 NO_BACKEND = (
-    "Reacher renders with MuJoCo offscreen and found no working OpenGL backend: "
+    "Reacher and Cube render with MuJoCo offscreen; lewm found no working OpenGL backend: "
     "MUJOCO_GL=egl and MUJOCO_GL=osmesa both failed ({details}). Install one of them: "
     "EGL with Mesa (Debian/Ubuntu: apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri) or a "
     "GPU driver, or OSMesa (apt-get install libosmesa6); or set MUJOCO_GL to a backend that "

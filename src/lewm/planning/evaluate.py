@@ -168,7 +168,7 @@ class EvalResult:
         return asdict(self)
 
 
-_ERROR_KEYS = ("distance", "pos_error", "angle_error", "joint_error")
+_ERROR_KEYS = ("distance", "pos_error", "angle_error", "joint_error", "cube_error")
 
 
 def _make_envs(env_name: str, n: int, resolution: int, **options: Any):

@@ -61,7 +61,7 @@ def test_probe_straightness_viz_surprise_commands(tiny_run, toy_h5, tmp_path, ca
 
 def test_analysis_user_errors_are_one_line(tiny_run, tmp_path, capsys):
     capsys.readouterr()
-    assert main(["surprise", str(tiny_run), "--env", "cube"]) == 2
+    assert main(["surprise", str(tiny_run), "--env", "maze"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "available: cube, pusht, reacher, tworoom" in err
     assert main(["probe", str(tmp_path / "missing")]) == 2

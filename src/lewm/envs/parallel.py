@@ -158,3 +158,50 @@ def ordered_map(
             pool.shutdown(wait=True, cancel_futures=True)
         else:
             _stop(pool)
+
+
+def write_episodes(
+    out: Any,
+    fn: Callable[[Any], dict[str, Any]],
+    jobs: Iterable[Any],
+    *,
+    episodes: int,
+    workers: int,
+    attrs: dict[str, Any],
+    name: str,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> tuple[list[Any], dict[str, Any]]:
+    """The loop every one-episode-per-job collector shares: ``fn(job)`` -> the columns of one
+    episode (a dict with ``pixels``, ``action``, ``state``, ...), run over ``jobs`` in
+    ``workers`` processes (:func:`ordered_map`) and written in job order to the episode HDF5
+    file ``out`` (with ``attrs``; an existing file is replaced only with ``overwrite``, and
+    a failure leaves it as it was), with a progress bar named after env ``name``.
+
+    Returns the ``state`` column of every episode (for the collector's motion statistics) and
+    the common stats: episodes, steps (rows = frames), mean_length, workers, seconds,
+    steps_per_s (frames simulated, rendered and written per second)."""
+    from lewm.data.hdf5 import EpisodeWriter
+    from lewm.utils.progress import progress_bar
+
+    t0 = time.perf_counter()
+    states, rows = [], 0
+    with (
+        EpisodeWriter(out, overwrite=overwrite, attrs=attrs) as writer,
+        progress_bar(episodes, f"collect {name}", progress, unit="ep") as bar,
+        ordered_map(fn, jobs, workers) as results,
+    ):
+        for columns in results:  # in job order
+            writer.add_episode(**columns)
+            states.append(columns["state"])
+            rows += len(columns["state"])
+            bar.update(1)
+    seconds = time.perf_counter() - t0
+    return states, {
+        "episodes": episodes,
+        "steps": rows,
+        "mean_length": rows / max(episodes, 1),
+        "workers": workers,
+        "seconds": round(seconds, 2),
+        "steps_per_s": round(rows / seconds, 1),
+    }

@@ -113,6 +113,33 @@ def check_collection(
     refuse_existing(out, overwrite, "dataset")
 
 
+RESET_OPTIONS = ("state", "goal_state")  # what every registered env's reset accepts
+
+
+def reset_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``options`` of a registered env's ``reset`` as a dict; one ValueError naming the
+    accepted keys when it holds any other."""
+    options = dict(options or {})
+    unknown = set(options) - set(RESET_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown reset option(s) {sorted(unknown)}; use 'state', 'goal_state'")
+    return options
+
+
+def window_pairs(episodes: list[np.ndarray], window: int) -> tuple[np.ndarray, np.ndarray]:
+    """The states (N, S) at the start and at the end of every ``window``-step span (stride 1)
+    of the episodes' states (each (L, S)), pooled: what the collectors' motion statistics
+    compare (the evaluation's goal lies ``window`` steps after its start). One ValueError when no
+    episode is longer than the window."""
+    spans = [np.asarray(s, np.float64) for s in episodes if len(s) > window]
+    if not spans:
+        raise ValueError(f"no episode is longer than the {window}-step window")
+    return (
+        np.concatenate([s[:-window] for s in spans]),
+        np.concatenate([s[window:] for s in spans]),
+    )
+
+
 ENVS: dict[str, EnvSpec] = {}  # short name -> spec, filled by the env packages at import
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from functools import partial
 from typing import Any
 
@@ -39,7 +38,7 @@ from lewm.envs.cube.physics import (
     step,
     success,
 )
-from lewm.envs.registry import check_collection
+from lewm.envs.registry import check_collection, window_pairs
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +144,9 @@ def collect_cube(
     ``workers`` processes simulate and render episodes in parallel; a seed gives identical arrays
     whatever ``workers`` is. ``steps_per_s`` in the returned stats counts stored frames.
     """
-    from lewm.data.hdf5 import EpisodeWriter
     from lewm.envs.cube.backend import import_ogbench_cube
     from lewm.envs.cube.render import check_look
-    from lewm.envs.parallel import check_workers, ordered_map
-    from lewm.utils.progress import progress_bar
+    from lewm.envs.parallel import check_workers, write_episodes
 
     max_steps = EPISODE_STEPS if max_steps is None else max_steps
     check_look(look)
@@ -183,28 +180,18 @@ def collect_cube(
         noise_std=noise_std,
         look=look,
     )
-    t0 = time.perf_counter()
-    all_states = []
-    with (
-        EpisodeWriter(out, overwrite=overwrite, attrs=attrs) as writer,
-        progress_bar(episodes, "collect cube", progress, unit="ep") as bar,
-        ordered_map(run, range(episodes), workers) as results,
-    ):
-        for columns in results:  # in episode order
-            writer.add_episode(**columns)
-            all_states.append(columns["state"])
-            bar.update(1)
-    seconds = time.perf_counter() - t0
-    frames = episodes * (max_steps + 1)
-    stats = {
-        "episodes": episodes,
-        "steps": frames,
-        "mean_length": float(max_steps + 1),
-        "workers": workers,
-        "look": look,
-        "seconds": round(seconds, 2),
-        "steps_per_s": round(frames / seconds, 1),  # stored frames (simulated and rendered)
-    }
+    all_states, stats = write_episodes(
+        out,
+        run,
+        range(episodes),
+        episodes=episodes,
+        workers=workers,
+        attrs=attrs,
+        name="cube",
+        overwrite=overwrite,
+        progress=progress,
+    )
+    stats["look"] = look
     if max_steps > WINDOW:
         stats.update(motion_stats(all_states, WINDOW))
     log.info("collected cube into %s: %s", out, stats)
@@ -218,18 +205,11 @@ def motion_stats(episodes: list[np.ndarray], window: int = WINDOW) -> dict[str, 
     starts: the cube did not move more than 4 cm)."""
     from lewm.envs.cube.physics import cube_error
 
-    err, ok = [], []
-    for s in episodes:
-        s = np.asarray(s, np.float64)
-        if len(s) > window:
-            err.append(cube_error(s[:-window], s[window:]))
-            ok.append(success(s[:-window], s[window:]))
-    if not err:
-        raise ValueError(f"no episode is longer than the {window}-step window")
-    e = np.concatenate(err)
+    starts, ends = window_pairs(episodes, window)
+    e = cube_error(starts, ends)
     return {
         "window": window,
         "cube_move_median": float(np.median(e)),
         "cube_move_mean": float(e.mean()),
-        "trivial_fraction": float(np.mean(np.concatenate(ok))),
+        "trivial_fraction": float(np.mean(success(starts, ends))),
     }

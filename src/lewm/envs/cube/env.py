@@ -24,6 +24,7 @@ from lewm.envs.cube.physics import (
 )
 from lewm.envs.cube.render import check_look, render_state
 from lewm.envs.reacher.render import check_colour
+from lewm.envs.registry import reset_options
 
 
 class CubeEnv(gym.Env):
@@ -76,12 +77,7 @@ class CubeEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        options = options or {}
-        unknown = set(options) - {"state", "goal_state"}
-        if unknown:
-            raise ValueError(
-                f"unknown reset option(s) {sorted(unknown)}; use 'state', 'goal_state'"
-            )
+        options = reset_options(options)
         if "goal_state" in options:
             goal = check_state("options['goal_state']", options["goal_state"])
         else:

@@ -12,21 +12,20 @@ Two looks (``look``), measured on 2 EPYC cores with Mesa llvmpipe at 64 px
   not used by them either).
 
 The target marker is never drawn (OGBench's pixel setting): the goal is shown by a goal image.
-One renderer per resolution and process (see :mod:`lewm.envs.reacher.render` for why).
+One renderer per resolution and process (:func:`lewm.envs.reacher.backend.offscreen_renderer`).
 
 Axes: N states, r image resolution.
 """
 
 from __future__ import annotations
 
-import atexit
 from typing import Any
 
 import numpy as np
 
 from lewm.envs.cube.backend import import_mujoco
 from lewm.envs.cube.physics import QPOS, model, ogbench_env
-from lewm.envs.reacher.backend import select_gl_backend
+from lewm.envs.reacher.backend import offscreen_renderer
 from lewm.envs.reacher.render import check_colour
 
 CAMERA = "front_pixels"
@@ -44,34 +43,8 @@ def check_look(look: str) -> str:
 
 
 def _renderer(resolution: int) -> Any:
-    r = _renderers.get(resolution)
-    if r is None:
-        mujoco = import_mujoco()
-        m = model()
-        m.vis.global_.offwidth = max(int(m.vis.global_.offwidth), resolution)
-        m.vis.global_.offheight = max(int(m.vis.global_.offheight), resolution)
-        try:
-            r = mujoco.Renderer(m, resolution, resolution)
-        except Exception as e:  # the backend's own errors vary (EGL, OSMesa, GLFW)
-            raise RuntimeError(
-                f"MuJoCo could not create an offscreen renderer with MUJOCO_GL="
-                f"{select_gl_backend()!r} ({type(e).__name__}: {e}); set MUJOCO_GL=egl or "
-                "osmesa before mujoco is imported, or leave it unset and let lewm import mujoco "
-                "first (it then tries EGL, then OSMesa)"
-            ) from e
-        if not _renderers:  # registered after mujoco's own exit hook (which ends EGL): runs first
-            atexit.register(_close_renderers)
-        _renderers[resolution] = r
-    return r
-
-
-def _close_renderers() -> None:
-    while _renderers:
-        _, r = _renderers.popitem()
-        try:
-            r.close()
-        except Exception:  # noqa: S110 - nothing to do about a failing close at exit
-            pass
+    import_mujoco()
+    return offscreen_renderer(_renderers, model(), resolution)
 
 
 def _scene_option(look: str) -> Any:

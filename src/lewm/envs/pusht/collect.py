@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from functools import partial
 from typing import Any
 
@@ -96,10 +95,8 @@ def collect_pusht(
     whatever ``workers`` is. The returned stats include how far the block moves and turns over
     25-step windows (the evaluation's goal offset).
     """
-    from lewm.data.hdf5 import EpisodeWriter
-    from lewm.envs.parallel import check_workers, ordered_map
+    from lewm.envs.parallel import check_workers, write_episodes
     from lewm.envs.pusht.env import PushTEnv
-    from lewm.utils.progress import progress_bar
 
     max_steps = COLLECT_STEPS if max_steps is None else max_steps
     if not 0.0 <= explore < 1.0:
@@ -134,27 +131,17 @@ def collect_pusht(
         max_turn=max_turn,
         first_target=env.goal_state[2:5].copy() if targets == "goal" else None,  # block x, y, angle
     )
-    t0 = time.perf_counter()
-    all_states = []
-    with (
-        EpisodeWriter(out, overwrite=overwrite, attrs=attrs) as writer,
-        progress_bar(episodes, "collect pusht", progress, unit="ep") as bar,
-        ordered_map(run, (int(s) for s in ep_seeds), workers) as results,
-    ):
-        for ep in results:  # in episode order
-            writer.add_episode(**ep)
-            all_states.append(ep["state"])
-            bar.update(1)
-    seconds = time.perf_counter() - t0
-    steps = episodes * (max_steps + 1)
-    stats = {
-        "episodes": episodes,
-        "steps": steps,
-        "mean_length": float(max_steps + 1),
-        "workers": workers,
-        "seconds": round(seconds, 2),
-        "steps_per_s": round(steps / seconds),
-    }
+    all_states, stats = write_episodes(
+        out,
+        run,
+        (int(s) for s in ep_seeds),
+        episodes=episodes,
+        workers=workers,
+        attrs=attrs,
+        name="pusht",
+        overwrite=overwrite,
+        progress=progress,
+    )
     if max_steps > 25:
         stats.update(motion_stats(all_states, window=25))
     log.info("collected pusht into %s: %s", out, stats)

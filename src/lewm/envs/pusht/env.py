@@ -17,6 +17,7 @@ from lewm.envs.pusht.physics import (
     sample_state,
 )
 from lewm.envs.pusht.render import AGENT_COLOUR, BACKGROUND, BLOCK_COLOUR, render_state
+from lewm.envs.registry import reset_options
 
 
 def _check_state(name: str, value: Any) -> np.ndarray:
@@ -97,12 +98,7 @@ class PushTEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        options = options or {}
-        unknown = set(options) - {"state", "goal_state"}
-        if unknown:
-            raise ValueError(
-                f"unknown reset option(s) {sorted(unknown)}; use 'state', 'goal_state'"
-            )
+        options = reset_options(options)
         if "state" in options:
             s = _check_state("state", options["state"])
             s = np.concatenate([s, np.zeros(2)]) if len(s) == 5 else s

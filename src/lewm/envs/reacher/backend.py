@@ -10,6 +10,7 @@ is respected and not tried.
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import sys
@@ -113,3 +114,47 @@ def import_dm_control_reacher() -> Any:
             f"dm_control==1.0.50: {INSTALL_HINT}"
         ) from e
     return reacher
+
+
+_render_caches: list[dict[int, Any]] = []  # every cache offscreen_renderer has filled
+
+
+def offscreen_renderer(cache: dict[int, Any], model: Any, resolution: int) -> Any:
+    """``cache[resolution]``: this process's ``mujoco.Renderer`` of ``model`` at ``resolution``,
+    made on first use (creating GL contexts over and over is slow and, with some drivers,
+    unreliable). The model's offscreen buffer is enlarged to hold the frame; a backend that
+    cannot render raises one RuntimeError saying which ``MUJOCO_GL`` to try. Every renderer is
+    closed at exit, before MuJoCo's own exit hook ends the GL display."""
+    r = cache.get(resolution)
+    if r is not None:
+        return r
+    import mujoco  # the caller imported it after choosing the backend
+
+    model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), resolution)
+    model.vis.global_.offheight = max(int(model.vis.global_.offheight), resolution)
+    try:
+        r = mujoco.Renderer(model, resolution, resolution)
+    except Exception as e:  # the backend's own errors vary (EGL, OSMesa, GLFW)
+        raise RuntimeError(
+            f"MuJoCo could not create an offscreen renderer with MUJOCO_GL="
+            f"{select_gl_backend()!r} ({type(e).__name__}: {e}); set MUJOCO_GL=egl or "
+            "osmesa before mujoco is imported, or leave it unset and let lewm import mujoco "
+            "first (it then tries EGL, then OSMesa)"
+        ) from e
+    if not _render_caches:  # registered after mujoco's own exit hook (which ends EGL): runs first
+        atexit.register(_close_renderers)
+    if not any(c is cache for c in _render_caches):
+        _render_caches.append(cache)
+    cache[resolution] = r
+    return r
+
+
+def _close_renderers() -> None:
+    # close while the GL display is still up (at interpreter teardown it may not be)
+    for cache in _render_caches:
+        while cache:
+            _, r = cache.popitem()
+            try:
+                r.close()
+            except Exception:  # noqa: S110 - nothing to do about a failing close at exit
+                pass

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from functools import partial
 from typing import Any
 
@@ -27,7 +26,7 @@ from lewm.envs.reacher.physics import (
     success,
 )
 from lewm.envs.reacher.policy import POLICY_KINDS, make_policy
-from lewm.envs.registry import check_collection
+from lewm.envs.registry import check_collection, window_pairs
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +60,9 @@ def collect_episode(
     return render_batch(st, resolution), actions, st
 
 
-def _job(index: int, **kwargs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return collect_episode(index=index, **kwargs)
+def _job(index: int, **kwargs: Any) -> dict[str, np.ndarray]:
+    pixels, actions, states = collect_episode(index=index, **kwargs)
+    return {"pixels": pixels, "action": actions, "state": states, "proprio": states}
 
 
 def collect_reacher(
@@ -92,10 +92,8 @@ def collect_reacher(
     arrays whatever ``workers`` is. The returned stats include how far the arm moves over
     25-step windows (the evaluation's goal offset); ``steps_per_s`` counts frames.
     """
-    from lewm.data.hdf5 import EpisodeWriter
-    from lewm.envs.parallel import check_workers, ordered_map
+    from lewm.envs.parallel import check_workers, write_episodes
     from lewm.envs.reacher.backend import import_dm_control_reacher
-    from lewm.utils.progress import progress_bar
 
     max_steps = COLLECT_STEPS if max_steps is None else max_steps
     if policy_kind not in POLICY_KINDS:
@@ -127,27 +125,17 @@ def collect_reacher(
         policy_kind=policy_kind,
         noise_std=noise_std,
     )
-    t0 = time.perf_counter()
-    all_states = []
-    with (
-        EpisodeWriter(out, overwrite=overwrite, attrs=attrs) as writer,
-        progress_bar(episodes, "collect reacher", progress, unit="ep") as bar,
-        ordered_map(run, range(episodes), workers) as results,
-    ):
-        for pixels, actions, states in results:  # in episode order
-            writer.add_episode(pixels=pixels, action=actions, state=states, proprio=states)
-            all_states.append(states)
-            bar.update(1)
-    seconds = time.perf_counter() - t0
-    frames = episodes * (max_steps + 1)
-    stats = {
-        "episodes": episodes,
-        "steps": frames,
-        "mean_length": float(max_steps + 1),
-        "workers": workers,
-        "seconds": round(seconds, 2),
-        "steps_per_s": round(frames / seconds, 1),  # rows = frames simulated and rendered
-    }
+    all_states, stats = write_episodes(
+        out,
+        run,
+        range(episodes),
+        episodes=episodes,
+        workers=workers,
+        attrs=attrs,
+        name="reacher",
+        overwrite=overwrite,
+        progress=progress,
+    )
     if max_steps > WINDOW:
         stats.update(motion_stats(all_states, WINDOW))
     log.info("collected reacher into %s: %s", out, stats)
@@ -159,18 +147,11 @@ def motion_stats(episodes: list[np.ndarray], window: int = WINDOW) -> dict[str, 
     the largest joint change per window (median, mean) and ``trivial_fraction``, the windows
     whose start already passes the success test for the state ``window`` steps later (an
     evaluation task solved before it starts)."""
-    err, ok = [], []
-    for s in episodes:
-        s = np.asarray(s, np.float64)
-        if len(s) > window:
-            err.append(joint_error(s[:-window], s[window:]))
-            ok.append(success(s[:-window], s[window:]))
-    if not err:
-        raise ValueError(f"no episode is longer than the {window}-step window")
-    e = np.concatenate(err)
+    starts, ends = window_pairs(episodes, window)
+    e = joint_error(starts, ends)
     return {
         "window": window,
         "joint_change_median": float(np.median(e)),
         "joint_change_mean": float(e.mean()),
-        "trivial_fraction": float(np.mean(np.concatenate(ok))),
+        "trivial_fraction": float(np.mean(success(starts, ends))),
     }

@@ -20,6 +20,7 @@ from lewm.envs.reacher.physics import (
     step,
 )
 from lewm.envs.reacher.render import check_colour, render_state
+from lewm.envs.registry import reset_options
 
 
 class ReacherEnv(gym.Env):
@@ -70,12 +71,7 @@ class ReacherEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        options = options or {}
-        unknown = set(options) - {"state", "goal_state"}
-        if unknown:
-            raise ValueError(
-                f"unknown reset option(s) {sorted(unknown)}; use 'state', 'goal_state'"
-            )
+        options = reset_options(options)
         s = (
             check_state("options['state']", options["state"])
             if "state" in options

@@ -11,12 +11,11 @@ Axes: N states, r image resolution.
 
 from __future__ import annotations
 
-import atexit
 from typing import Any
 
 import numpy as np
 
-from lewm.envs.reacher.backend import import_mujoco, select_gl_backend
+from lewm.envs.reacher.backend import import_mujoco, offscreen_renderer
 from lewm.envs.reacher.physics import reacher_model, set_state
 
 CAMERA = 0  # dm_control's "fixed" camera, looking straight down on the arena
@@ -35,36 +34,8 @@ def check_colour(c: Any) -> tuple[int, int, int]:
 
 
 def _renderer(resolution: int) -> Any:
-    r = _renderers.get(resolution)
-    if r is None:
-        mujoco = import_mujoco()
-        model = reacher_model()
-        # the offscreen buffer must hold the frame; it is sized when a context is made
-        model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), resolution)
-        model.vis.global_.offheight = max(int(model.vis.global_.offheight), resolution)
-        try:
-            r = mujoco.Renderer(model, resolution, resolution)
-        except Exception as e:  # the backend's own errors vary (EGL, OSMesa, GLFW)
-            raise RuntimeError(
-                f"MuJoCo could not create an offscreen renderer with MUJOCO_GL="
-                f"{select_gl_backend()!r} ({type(e).__name__}: {e}); set MUJOCO_GL=egl or "
-                "osmesa before mujoco is imported, or leave it unset and let lewm import mujoco "
-                "first (it then tries EGL, then OSMesa)"
-            ) from e
-        if not _renderers:  # registered after mujoco's own exit hook (which ends EGL): runs first
-            atexit.register(_close_renderers)
-        _renderers[resolution] = r
-    return r
-
-
-def _close_renderers() -> None:
-    # close while the GL display is still up (at interpreter teardown it may not be)
-    while _renderers:
-        _, r = _renderers.popitem()
-        try:
-            r.close()
-        except Exception:  # noqa: S110 - nothing to do about a failing close at exit
-            pass
+    import_mujoco()
+    return offscreen_renderer(_renderers, reacher_model(), resolution)
 
 
 def render_batch(

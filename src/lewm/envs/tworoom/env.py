@@ -7,6 +7,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from lewm.envs.registry import reset_options
 from lewm.envs.tworoom.dynamics import (
     HI,
     LO,
@@ -95,13 +96,7 @@ class TwoRoomEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = set(options) - {"state", "goal_state"}
-        if unknown:
-            raise ValueError(
-                f"unknown reset option(s) {sorted(unknown)}; TwoRoom accepts 'state' and "
-                "'goal_state'"
-            )
+        options = reset_options(options)
         # validate both before sampling, so a bad option never leaves a half-reset env
         state = _check_xy("state", options["state"], self.layout) if "state" in options else None
         goal = (

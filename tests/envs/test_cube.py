@@ -93,10 +93,16 @@ def test_reset_to_state_then_the_same_future(scene):
         (np.zeros(46), "not a unit quaternion"),  # the cube's quaternion all zeros
     ],
 )
-def test_reset_refuses_bad_states(bad, message):
+def test_reset_refuses_bad_states(bad, message, scene):
     env = make_env("cube", resolution=RES)
+    env.reset(options={"state": scene, "goal_state": scene})
     with pytest.raises(ValueError, match=message):
         env.reset(options={"state": bad})
+    other = scene[:41].copy()
+    other[14] += 0.1  # a valid goal elsewhere: not placed before the start is checked
+    with pytest.raises(ValueError, match=message):
+        env.reset(options={"state": bad, "goal_state": other})
+    np.testing.assert_array_equal(env.state, scene)  # the env is left as it was
     with pytest.raises(ValueError, match="unknown reset option"):
         env.reset(options={"goal": np.zeros(46)})
 

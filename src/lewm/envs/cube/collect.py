@@ -23,9 +23,8 @@ import numpy as np
 from lewm.envs.cube.physics import (
     ACTION_DIM,
     CONTROL_DT,
-    EFFECTOR,
     EPISODE_STEPS,
-    GRIPPER,
+    PROPRIO,
     STATE_DIM,
     STATE_LAYOUT,
     SUCCESS_TOL,
@@ -100,7 +99,7 @@ def collect_episode(
     states = np.empty((max_steps + 1, STATE_DIM))  # (T+1, S)
     targets = np.empty((max_steps + 1, 3))  # (T+1, 3) the oracle's current target
     actions = np.full((max_steps + 1, ACTION_DIM), np.nan, np.float32)  # (T+1, 5)
-    states[0], targets[0] = get_state(data), data.mocap_pos[0]
+    states[0] = get_state(data)
     for t in range(max_steps):
         actions[t] = policy.act(data)
         targets[t] = data.mocap_pos[0]  # the target this action works toward
@@ -112,7 +111,7 @@ def collect_episode(
         "pixels": render_batch(st, resolution, look=look),
         "action": actions,
         "state": st,
-        "proprio": st[:, EFFECTOR.start : GRIPPER + 1],  # effector xyz, yaw, gripper opening
+        "proprio": st[:, PROPRIO],  # effector xyz, yaw, gripper opening
         "target": targets.astype(np.float32),
     }
 

@@ -10,8 +10,7 @@ import numpy as np
 from lewm.envs.cube.physics import (
     ACTION_DIM,
     CUBE_POS,
-    EFFECTOR,
-    GRIPPER,
+    PROPRIO,
     STATE_DIM,
     SUCCESS_TOL,
     check_state,
@@ -70,7 +69,7 @@ class CubeEnv(gym.Env):
         return {
             "state": s.astype(np.float32),
             "goal_state": self.goal_state.astype(np.float32),
-            "proprio": s[EFFECTOR.start : GRIPPER + 1].astype(np.float32),
+            "proprio": s[PROPRIO].astype(np.float32),
             "cube_error": err,
             "success": bool(err <= SUCCESS_TOL),
         }
@@ -78,20 +77,25 @@ class CubeEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         options = reset_options(options)
-        if "goal_state" in options:
-            goal = check_state("options['goal_state']", options["goal_state"])
-        else:
+        # both checked before the scene changes: a bad option never leaves a half-reset env
+        start = check_state("options['state']", options["state"]) if "state" in options else None
+        goal = (
+            check_state("options['goal_state']", options["goal_state"])
+            if "goal_state" in options
+            else None
+        )
+        if goal is None:
             sample_scene(self._data, self.np_random)
             goal = get_state(self._data)
-        if len(goal) < STATE_DIM:  # qpos + qvel only: derive the tail
+        elif len(goal) < STATE_DIM:  # qpos + qvel only: derive the tail
             set_state(self._data, goal)
             goal = get_state(self._data)
-        if "state" in options:
-            set_state(self._data, check_state("options['state']", options["state"]))
-        else:
+        if start is None:
             sample_scene(self._data, self.np_random)
+        else:
+            set_state(self._data, start)
         self.goal_state = goal.copy()
-        set_state(self._data, self.state, target=goal[CUBE_POS])
+        self._data.mocap_pos[0] = goal[CUBE_POS]  # the target marker (never drawn)
         return self.state.astype(np.float32), self._info()
 
     def step(self, action):

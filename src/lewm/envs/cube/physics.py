@@ -44,6 +44,7 @@ CUBE_QUAT = slice(17, 21)  # ... and orientation (wxyz)
 EFFECTOR = slice(NQ + NV, NQ + NV + 3)  # pinch-site position (m)
 YAW = NQ + NV + 3  # pinch-site yaw (rad)
 GRIPPER = NQ + NV + 4  # gripper opening in [0, 1]
+PROPRIO = slice(EFFECTOR.start, GRIPPER + 1)  # effector xyz, yaw, gripper opening
 CONTROL_DT = 0.05  # s per env step (OGBench's control timestep)
 SUBSTEPS = 25  # physics steps of 2 ms per env step
 EPISODE_STEPS = 200  # OGBench's time limit for cube-single (and the paper's episodes)

@@ -88,6 +88,9 @@ def render_batch(
     rgba = m.geom_rgba[geoms].copy()
     if cube_colour is not None:
         m.geom_rgba[geoms, :3] = np.asarray(check_colour(cube_colour)) / 255.0
+    flags = r.scene.flags  # kept by the scene across update_scene calls
+    flags[mujoco.mjtRndFlag.mjRND_SHADOW] = look != "fast"
+    flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = look != "fast"
     out = np.empty((len(states), resolution, resolution, 3), np.uint8)
     try:
         for i, s in enumerate(states):
@@ -95,9 +98,6 @@ def render_batch(
             mujoco.mj_kinematics(m, data)
             mujoco.mj_camlight(m, data)
             r.update_scene(data, camera=CAMERA, scene_option=opt)
-            fast = look == "fast"
-            r.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = not fast
-            r.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = not fast
             out[i] = r.render()
     finally:
         m.geom_rgba[geoms] = rgba

@@ -31,7 +31,8 @@ from lewm.analysis.geometry import dataset_straightness
 from lewm.analysis.probe import ProbeConfig, run_probe
 from lewm.data.hdf5 import EpisodeDataset
 from lewm.envs import get_spec
-from lewm.models import load, resolve_checkpoint
+from lewm.models import load, model_device, resolve_checkpoint
+from lewm.training.trainer import resolve_device
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from latent_sensitivity import perturbed_states  # noqa: E402
@@ -71,9 +72,11 @@ def sensitivity(model, data: EpisodeDataset, n: int, seed: int) -> dict:
     variants = perturbed_states(base, [20.0, 45.0], [5.0, 10.0, 20.0], rng)
     render = get_spec("pusht").render
 
+    dev = model_device(model)
+
     def encode(states: np.ndarray) -> torch.Tensor:
         px = torch.as_tensor(render(states, model.image_size))[:, None]
-        return model.encode(px)[:, 0]
+        return model.encode(px.to(dev))[:, 0].float().cpu()
 
     z0 = encode(base)
     dist = {k: float((encode(v) - z0).norm(dim=1).median()) for k, v in variants.items()}
@@ -93,7 +96,7 @@ def sensitivity(model, data: EpisodeDataset, n: int, seed: int) -> dict:
 
 def screen(path: str, data: EpisodeDataset, a: argparse.Namespace) -> dict:
     ckpt = resolve_checkpoint(path)
-    model = load(ckpt)
+    model = load(ckpt).to(resolve_device(a.device))
     run = Path(path)
     probe = run_probe(model, data, "pusht", ProbeConfig(max_frames=a.frames, seed=a.seed))
     t = probe["trained"]
@@ -132,6 +135,7 @@ def main() -> None:
     p.add_argument("--windows", type=int, default=1000, help="straightness windows")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: CUDA if any)")
     p.add_argument("--json", default=None)
     a = p.parse_args()
     if a.threads:

@@ -75,3 +75,20 @@ def test_analyses_refuse_a_gym_env_with_the_reason(tiny_run, command, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "registered with lewm" in err and "EnvSpec" in err
+
+
+def test_analysis_device_option(tiny_run, capsys):
+    import torch
+
+    capsys.readouterr()
+    assert main(["straightness", str(tiny_run)]) == 0
+    on_cpu = json.loads(capsys.readouterr().out)
+    assert main(["straightness", str(tiny_run), "--device", "auto"]) == 0  # CPU here: the same
+    assert json.loads(capsys.readouterr().out)["straightness"] == pytest.approx(
+        on_cpu["straightness"], rel=1e-4
+    )
+    if torch.cuda.is_available():
+        return
+    assert main(["probe", str(tiny_run), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "CUDA is not available" in err and "--device cpu" in err

@@ -13,6 +13,7 @@ from scipy.spatial.distance import pdist
 
 from lewm.envs import ENVS, get_spec
 from lewm.losses.metrics import straightness
+from lewm.models import model_device
 from lewm.utils.progress import progress_bar
 
 
@@ -64,10 +65,12 @@ def dataset_straightness(
         raise ValueError(f"straightness needs windows of >= 3 frames, got {frames}")
     rows = _episode_windows(data, model.frameskip, frames, max_windows, seed)  # (W, frames)
     vals = []
+    dev = model_device(model)
     bar = progress_bar(len(rows), "straightness", progress, unit="window")
     for i in range(0, len(rows), 128):
         px = torch.as_tensor(data.rows("pixels", rows[i : i + 128]))  # (b, frames, h, w, 3)
-        vals.append(straightness(model.encode(px), per_sequence=True))  # (b,)
+        per = straightness(model.encode(px.to(dev)), per_sequence=True)  # (b,)
+        vals.append(per.float().cpu())
         bar.update(len(px))
     bar.close()
     per = torch.cat(vals).numpy()
@@ -123,7 +126,7 @@ def latent_map(model, env: str, n: int = 16, method: str = "auto") -> dict:
         raise ValueError(f"no state grid for {env!r}; available: {', '.join(have)}")
     states, pos, names = spec.state_grid(n)  # (M, S), (M, 2), [2]
     px = torch.as_tensor(spec.render(states, model.image_size))  # (M, h, w, 3)
-    z = model.encode(px[:, None])[:, 0].float().numpy()  # (M, D)
+    z = model.encode(px[:, None].to(model_device(model)))[:, 0].float().cpu().numpy()  # (M, D)
     method = resolve_method(method)
     xy = embed_2d(z, method)
     rho_latent = stats.spearmanr(pdist(z), pdist(pos))[0]
@@ -153,8 +156,9 @@ def rollout_windows(
     """Windows of ``history + horizon`` real frames (from the episode ids ``among``, default
     all) and the open-loop rollout of ``horizon`` blocks from the first ``history`` of them
     with the real actions: pixels (E, C+H, h, w, 3), their latents z (E, C+H, D) and the
-    predictions (E, H, D)."""
+    predictions (E, H, D); the pixels stay on the CPU, the latents are on the model's device."""
     norm = model.action_normalizer()
+    dev = model_device(model)
     C, f = model.history, model.frameskip
     if horizon < 1 or episodes < 1:
         raise ValueError(f"--horizon and episodes must be >= 1, got {horizon} and {episodes}")
@@ -165,10 +169,10 @@ def rollout_windows(
         )
     rows = _episode_windows(data, f, C + horizon, episodes, seed, "use a shorter --horizon", among)
     px = torch.as_tensor(data.rows("pixels", rows))  # (E, C+H, h, w, 3)
-    z = model.encode(px)  # (E, C+H, D)
+    z = model.encode(px.to(dev))  # (E, C+H, D)
     act_rows = rows[:, :1] + np.arange((C + horizon - 1) * f)  # (E, (C+H-1) f)
     act = norm.normalize("action", data.rows("action", act_rows).astype(np.float32))
-    blocks = torch.as_tensor(act.reshape(len(rows), C + horizon - 1, -1))  # (E, C+H-1, f A)
+    blocks = torch.as_tensor(act.reshape(len(rows), C + horizon - 1, -1)).to(dev)  # (E, C+H-1, f A)
     hist = blocks[:, : C - 1] if C > 1 else None
     pred = model.rollout(z[:, :C], blocks[:, C - 1 :][:, None], hist)[:, 0]  # (E, H, D)
     return px, z, pred

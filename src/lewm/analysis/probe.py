@@ -192,7 +192,7 @@ def probe_model(model, data, env: str, cfg: ProbeConfig, progress: bool | None =
 def random_init_like(model, seed: int = 0):
     """A freshly initialised model of the same kind and config (the probing floor)."""
     torch.manual_seed(seed)
-    return build_model(model.config).eval()
+    return build_model(model.config).eval().to(model_device(model))
 
 
 def run_probe(

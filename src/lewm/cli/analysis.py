@@ -11,11 +11,27 @@ from lewm.cli.common import check_env, given, integer, number, same_env, seed_ar
 from lewm.utils.io import check_can_create
 
 
-def _load(checkpoint: str):
+def _load(checkpoint: str, device: str = "cpu"):
+    """The model of a checkpoint on ``device`` ("cpu", "cuda", "cuda:1", or "auto": CUDA when
+    available)."""
     from lewm.models import load, resolve_checkpoint
+    from lewm.training.trainer import resolve_device
 
+    try:  # a clear error for "cuda" without CUDA, before anything is loaded
+        dev = resolve_device(device)
+    except (RuntimeError, ValueError) as e:
+        msg = f"--device {device}: {e}".replace("use device=cpu", "use --device cpu")
+        raise ValueError(msg) from None
     path = resolve_checkpoint(checkpoint)
-    return load(path), path
+    return load(path).to(dev), path
+
+
+def _device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="where the model runs: cpu (default), cuda, cuda:N, or auto (CUDA when available)",
+    )
 
 
 def _progress(args: argparse.Namespace) -> bool | None:
@@ -78,7 +94,7 @@ def _env_from(model, env: str | None, any_env: bool = False, registered: bool = 
 def cmd_probe(args: argparse.Namespace) -> int:
     from lewm.analysis.probe import ProbeConfig, markdown_table, run_probe, write_probe_report
 
-    model, ckpt = _load(args.checkpoint)
+    model, ckpt = _load(args.checkpoint, args.device)
     args.env = _env_from(model, args.env, args.any_env)
     cfg = ProbeConfig(**given(max_frames=args.frames, features=args.features, seed=args.seed))
     data = _dataset(model, args.data)
@@ -95,7 +111,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_surprise(args: argparse.Namespace) -> int:
     from lewm.analysis.surprise import SurpriseConfig, run_surprise, write_surprise_report
 
-    model, ckpt = _load(args.checkpoint)
+    model, ckpt = _load(args.checkpoint, args.device)
     args.env = _env_from(model, args.env, args.any_env, registered=True)
     cfg = SurpriseConfig(
         **given(
@@ -115,7 +131,7 @@ def cmd_surprise(args: argparse.Namespace) -> int:
 def cmd_straightness(args: argparse.Namespace) -> int:
     from lewm.analysis.geometry import dataset_straightness
 
-    model, ckpt = _load(args.checkpoint)
+    model, ckpt = _load(args.checkpoint, args.device)
     data = _dataset(model, args.data)
     res = dataset_straightness(
         model, data, args.frames, **given(seed=args.seed), progress=_progress(args)
@@ -146,7 +162,7 @@ def _decoder(args: argparse.Namespace, model, ckpt: Path, data):
 def cmd_viz(args: argparse.Namespace) -> int:
     from lewm.analysis.geometry import latent_map, open_loop, write_viz
 
-    model, ckpt = _load(args.checkpoint)
+    model, ckpt = _load(args.checkpoint, args.device)
     args.env = _env_from(model, args.env, args.any_env, registered=True)
     data = _dataset(model, args.data)
     decoder = _decoder(args, model, ckpt, data)
@@ -272,6 +288,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--out", default=None, help="output folder (default: next to the model)")
         p.add_argument("--seed", type=seed_arg(), help="random seed (default: 0)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        _device_arg(p)
 
     p = sub.add_parser("probe", help="linear + MLP probes from the latent to physical quantities")
     common(p)
@@ -306,6 +323,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=integer(3, 10**4), help="window (default: max(3, history + 1))")
     p.add_argument("--seed", type=seed_arg(), help="random seed (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _device_arg(p)
     p.set_defaults(func=cmd_straightness)
 
     p = sub.add_parser("viz", help="latent map over a state grid, open-loop rollout, curves")

@@ -236,6 +236,34 @@ def test_teleport_moves_the_cube_and_colour_only_repaints_it():
 
 
 @needs_ogbench
+def test_surprise_frames_follow_the_datas_look(tmp_path, capsys):
+    from lewm.analysis.surprise import run_surprise
+    from lewm.cli.main import main
+    from lewm.envs.cube import surprise_triplets
+    from lewm.models import load
+
+    fast = surprise_triplets(2, 4, 2, 16, seed=0)
+    ogb = surprise_triplets(2, 4, 2, 16, seed=0, look="ogbench")
+    np.testing.assert_array_equal(fast["none"][1], ogb["none"][1])  # same actions
+    assert not np.array_equal(fast["none"][0], ogb["none"][0])  # other pixels
+
+    data, run = str(tmp_path / "o.h5"), str(tmp_path / "run")
+    collect = ["collect", "cube", "--episodes", "2", "--max-steps", "30", "--out", data]
+    assert main([*collect, "--resolution", "16", "--look", "ogbench", "--no-progress"]) == 0
+    train = ["train", "--data", data, "--out", run, "--preset", "tiny", "--no-progress"]
+    assert main([*train, "train.steps=2", "train.val_every=0"]) == 0
+    capsys.readouterr()
+    args = ["surprise", run, "--trajectories", "2", "--frames", "2", "--perturb-frame", "1"]
+    assert main([*args, "--out", str(tmp_path / "s")]) == 0
+    saved = json.loads((tmp_path / "s" / "surprise.json").read_text())
+    assert saved["env_options"] == {"look": "ogbench"}  # read from the model's training file
+    with pytest.raises(ValueError, match="take no \\['colour'\\]"):
+        run_surprise(load(run), "cube", env_options={"colour": 1})
+    with pytest.raises(ValueError, match="look must be one of"):
+        run_surprise(load(run), "cube", env_options={"look": "shiny"})
+
+
+@needs_ogbench
 def test_state_grid_places_the_cube_on_the_table():
     from lewm.envs.cube import physics
 
@@ -277,7 +305,7 @@ def test_cli_collect_look_reaches_the_collector_and_eval_renders_like_the_data(t
     assert main(["collect", "reacher", "--episodes", "1", "--out", "x.h5", "--look", "fast"]) == 2
     assert not (tmp_path / "bad.h5").exists()
 
-    from lewm.planning.evaluate import _data_env_options
+    from lewm.envs.registry import data_env_options as _data_env_options
 
     ds = EpisodeDataset(data)
     assert _data_env_options("cube", ds, None) == {"look": "ogbench"}

@@ -115,14 +115,26 @@ def run_surprise(
     cfg: SurpriseConfig | None = None,
     resolution: int | None = None,
     progress: bool | None = False,
+    env_options: dict | None = None,
 ):
-    """Generate matched triplets for ``env``, score them with ``model``; JSON-ready report."""
+    """Generate matched triplets for ``env``, score them with ``model``; JSON-ready report.
+    ``env_options``: keywords of the env's ``EnvSpec.data_attrs`` (Cube: ``look``) handed to its
+    generator, so the frames look like the model's training data."""
     cfg = cfg or SurpriseConfig()
     generate = _triplet_generator(env)
+    spec = get_spec(env)
+    options = {k: v for k, v in (env_options or {}).items() if k in spec.data_attrs}
+    unknown = sorted(set(env_options or {}) - set(options))
+    if unknown:
+        raise ValueError(
+            f"{env}'s surprise trajectories take no {unknown}; they take {list(spec.data_attrs)}"
+        )
     norm = model.action_normalizer()
     f = model.frameskip
     res = resolution or model.image_size
-    trip = generate(cfg.trajectories, cfg.frames * f, cfg.perturb_frame * f, res, cfg.seed)
+    trip = generate(
+        cfg.trajectories, cfg.frames * f, cfg.perturb_frame * f, res, cfg.seed, **options
+    )
     dev = model_device(model)
     curves = {}
     bar = progress_bar(len(trip), "surprise", progress, unit="condition")
@@ -141,7 +153,14 @@ def run_surprise(
     bar.close()
     k = cfg.perturb_frame
     tests = {c: paired_test(curves[c][:, k], curves["none"][:, k]) for c in ("colour", "teleport")}
-    return {"env": env, "config": asdict(cfg), "resolution": res, "tests": tests, "curves": curves}
+    return {
+        "env": env,
+        "config": asdict(cfg),
+        "resolution": res,
+        "env_options": options,
+        "tests": tests,
+        "curves": curves,
+    }
 
 
 def write_surprise_report(report: dict, out_dir: str | os.PathLike) -> dict[str, Path]:

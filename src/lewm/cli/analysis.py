@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from lewm.cli.common import check_env, given, integer, number, same_env, seed_arg
 from lewm.utils.io import check_can_create
+
+log = logging.getLogger(__name__)
 
 
 def _load(checkpoint: str, device: str = "cpu"):
@@ -46,6 +49,26 @@ def _dataset(model, data: str | None):
         raise ValueError("--data is required: the checkpoint does not record its dataset")
     # the camera/columns the model was trained on; analyses read a few thousand rows
     return DataConfig.recorded(model.metadata).open(path, in_memory=False, recorded=True)
+
+
+def _look_of_data(model, env: str, data: str | None) -> dict:
+    """The env keywords recorded in ``data`` (default: the model's training file, when it is
+    still on disk), e.g. Cube's ``look``, so generated frames look like what the model saw."""
+    from lewm.envs import get_spec
+    from lewm.envs.registry import data_env_options
+
+    if not get_spec(env).data_attrs:
+        return {}
+    recorded = (model.metadata or {}).get("dataset")
+    if data is None and (recorded is None or not Path(recorded).exists()):
+        log.warning(
+            "the model's training data (%s) is not on disk: %s frames are drawn with the env's "
+            "defaults; give --data FILE to draw them like that file",
+            recorded,
+            env,
+        )
+        return {}
+    return data_env_options(env, _dataset(model, data))
 
 
 def _out_dir(args, ckpt: Path, name: str) -> Path:
@@ -122,7 +145,8 @@ def cmd_surprise(args: argparse.Namespace) -> int:
         )
     )
     out = check_can_create(_out_dir(args, ckpt, "surprise"))
-    report = run_surprise(model, args.env, cfg, progress=_progress(args))
+    options = _look_of_data(model, args.env, args.data)
+    report = run_surprise(model, args.env, cfg, progress=_progress(args), env_options=options)
     files = write_surprise_report(report, out)
     print(json.dumps({"tests": report["tests"], **{k: str(v) for k, v in files.items()}}, indent=2))
     return 0
@@ -304,6 +328,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("surprise", help="violation of expectation: colour change and teleport")
     common(p, data=False)
+    p.add_argument(
+        "--data",
+        default=None,
+        help="an episode file whose recorded look the generated frames follow (Cube's `look`; "
+        "default: the model's training data)",
+    )
     p.add_argument("--trajectories", type=integer(2, 10**5), help="matched triplets (default: 32)")
     p.add_argument(
         "--frames",

@@ -30,7 +30,7 @@ Success = Callable[[np.ndarray, np.ndarray], np.ndarray]
 Quantity = Callable[[np.ndarray], np.ndarray]
 # surprise(n, steps, perturb_step, resolution, seed) -> {"none" | "colour" | "teleport":
 #     (frames (n, steps+1, r, r, 3) uint8, actions (n, steps, A) float32)}, one frame per env step
-Surprise = Callable[[int, int, int, int, int], dict[str, tuple[np.ndarray, np.ndarray]]]
+Surprise = Callable[..., dict[str, tuple[np.ndarray, np.ndarray]]]
 # state_grid(n) -> (states (M, S), positions (M, 2) that colour the map, names of the 2 axes)
 StateGrid = Callable[[int], tuple[np.ndarray, np.ndarray, list[str]]]
 
@@ -48,7 +48,9 @@ class EnvSpec:
     success: Success  # the env's success test, vectorised
     collect_options: tuple[str, ...] = ()  # its own keyword options beyond the common ones
     quantities: Mapping[str, Quantity] = field(default_factory=dict)  # probe targets by name
-    surprise: Surprise | None = None  # matched none/colour/teleport trajectories
+    # matched none/colour/teleport trajectories: (n, steps, perturb_step, resolution, seed,
+    # **data_attrs keywords) -> {condition: (frames, actions)}
+    surprise: Surprise | None = None
     state_grid: StateGrid | None = None  # states on an n x n grid for latent maps
     extra: str | None = None  # the pip extra with the optional dependencies ("pusht")
     # eval.* overrides an honest evaluation of this env needs, applied after the preset's eval
@@ -196,3 +198,19 @@ def make_env(name: str, **kwargs: Any) -> gym.Env:
     spec = get_spec(name)
     _register_gym(spec)
     return gym.make(spec.id, disable_env_checker=True, **kwargs).unwrapped
+
+
+def data_env_options(
+    env_name: str, dataset: Any, options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``options`` plus the constructor keywords the env's collector recorded in a data file's
+    attributes (``EnvSpec.data_attrs``, e.g. Cube's ``look``), so the env renders like the data;
+    a keyword given in ``options`` wins. ``dataset``: anything with an ``attrs`` mapping."""
+    out = dict(options or {})
+    spec = ENVS.get(env_name)
+    attrs = getattr(dataset, "attrs", None) or {}
+    for key in spec.data_attrs if spec is not None else ():
+        if key in attrs and key not in out:
+            value = attrs[key]
+            out[key] = value.decode() if isinstance(value, bytes) else value
+    return out

@@ -36,6 +36,7 @@ from lewm.data.clips import split_episodes
 from lewm.data.config import DataConfig
 from lewm.data.hdf5 import DataError, EpisodeDataset
 from lewm.data.multi import canonical
+from lewm.envs.registry import data_env_options
 from lewm.planning.config import EvalConfig
 from lewm.planning.mpc import MPCController, Planner
 from lewm.planning.objective import GoalCost
@@ -177,24 +178,6 @@ def _make_envs(env_name: str, n: int, resolution: int, **options: Any):
     from lewm.envs import make_env
 
     return [make_env(env_name, resolution=resolution, **options) for _ in range(n)]
-
-
-def _data_env_options(
-    env_name: str, dataset: EpisodeDataset, env_options: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """``env_options`` plus the constructor keywords the env's collector recorded in the file
-    (``EnvSpec.data_attrs``, e.g. Cube's ``look``), so the env renders like the data; a keyword
-    given in ``env_options`` wins."""
-    from lewm.envs import ENVS
-
-    options = dict(env_options or {})
-    spec = ENVS.get(env_name)
-    attrs = getattr(dataset, "attrs", None) or {}
-    for key in spec.data_attrs if spec is not None else ():
-        if key in attrs and key not in options:
-            value = attrs[key]
-            options[key] = value.decode() if isinstance(value, bytes) else value
-    return options
 
 
 def _goal_frame(dataset: EpisodeDataset, row: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -352,9 +335,7 @@ def evaluate(
         raise ValueError(f"{n} evaluation processes for {len(all_tasks)} episodes: use fewer")
     states = dataset.column("state")
     res = dataset.image_shape[0]
-    envs = _make_envs(
-        env_name, len(tasks), res, **_data_env_options(env_name, dataset, env_options)
-    )
+    envs = _make_envs(env_name, len(tasks), res, **data_env_options(env_name, dataset, env_options))
     low, high = action_bounds(envs[0].action_space, env_name)  # (A,) each
     action_dim = len(low)
     if model is not None and model.action_dim != action_dim:

@@ -20,18 +20,19 @@ from lewm.envs.cube.physics import (
     simulate,
     step,
 )
-from lewm.envs.cube.render import render_batch
+from lewm.envs.cube.render import check_look, render_batch
 
 PERTURBED_COLOUR = (40, 90, 230)  # the cube's colour in the "colour" condition
 MIN_JUMP = 0.1  # m: a teleport moves the cube at least this far on the table
 
 
 def surprise_triplets(
-    n: int, steps: int, perturb_step: int, resolution: int, seed: int
+    n: int, steps: int, perturb_step: int, resolution: int, seed: int, look: str = "fast"
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{"none" | "colour" | "teleport": (frames (n, steps+1, r, r, 3), actions (n, steps, 5))}``,
-    one frame per env step; the three share starts, actions and every frame before
-    ``perturb_step``."""
+    one frame per env step, drawn in ``look`` (the data's: ``EnvSpec.data_attrs``); the three
+    share starts, actions and every frame before ``perturb_step``."""
+    check_look(look)
     t_p = perturb_step
     rng = np.random.default_rng(seed)
     bounds = ogbench_env()._object_sampling_bounds  # (2, 2): the cube's area on the table
@@ -60,7 +61,8 @@ def surprise_triplets(
     r = resolution
 
     def draw(st: np.ndarray, **style) -> np.ndarray:  # (n, k, S) -> (n, k, r, r, 3)
-        return render_batch(st.reshape(-1, STATE_DIM), r, **style).reshape(*st.shape[:2], r, r, 3)
+        flat = render_batch(st.reshape(-1, STATE_DIM), r, look=look, **style)
+        return flat.reshape(*st.shape[:2], r, r, 3)
 
     none = draw(states)
     colour, teleport = none.copy(), none.copy()

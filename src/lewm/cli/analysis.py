@@ -256,12 +256,7 @@ def cmd_decoder(args: argparse.Namespace) -> int:
     out = check_decoder_out(
         Path(args.out) if args.out else default_decoder_dir(ckpt), args.overwrite
     )
-    check_can_create(out)
-    decoder, record = train_decoder(model, data, ckpt, cfg, _progress(args))
-    save_decoder(decoder, record, out, overwrite=args.overwrite)
-    summary = {"decoder": str(out), "split": record["data"]["split"], **record["losses"]}
-    print(json.dumps({**summary, "seconds": record["training"]["seconds"]}, indent=2))
-    return 0
+    return _fit_head("decoder", train_decoder, save_decoder, model, data, ckpt, cfg, out, args)
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
@@ -288,10 +283,16 @@ def cmd_policy(args: argparse.Namespace) -> int:
         )
     )
     out = check_policy_out(Path(args.out) if args.out else default_policy_dir(ckpt), args.overwrite)
+    return _fit_head("policy", train_policy, save_policy, model, data, ckpt, cfg, out, args)
+
+
+def _fit_head(kind: str, fit, save, model, data, ckpt: Path, cfg, out: Path, args) -> int:
+    """Train a head on the frozen model (``fit``), save it into ``out`` (``save``), print the
+    summary: shared by ``lewm decoder`` and ``lewm policy``."""
     check_can_create(out)
-    policy, record = train_policy(model, data, ckpt, cfg, _progress(args))
-    save_policy(policy, record, out, overwrite=args.overwrite)
-    summary = {"policy": str(out), "split": record["data"]["split"], **record["losses"]}
+    head, record = fit(model, data, ckpt, cfg, _progress(args))
+    save(head, record, out, overwrite=args.overwrite)
+    summary = {kind: str(out), "split": record["data"]["split"], **record["losses"]}
     print(json.dumps({**summary, "seconds": record["training"]["seconds"]}, indent=2))
     return 0
 

@@ -24,6 +24,7 @@ import torch
 
 from lewm.config import PRESETS, Config, apply_overrides, preset
 from lewm.models import build_model, build_objective
+from lewm.training.trainer import make_optimizer
 
 
 def _sync(device: torch.device) -> None:
@@ -50,7 +51,7 @@ def time_train_steps(
     tc = cfg.train
     model = build_model(cfg.model).to(dev).train()
     objective = build_objective(cfg.model, tc).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    opt = make_optimizer(model.parameters(), tc, dev)  # the trainer's (fused AdamW)
     s, N = model.image_size, model.history
     px = torch.randint(0, 256, (batch, N + 1, s, s, 3), dtype=torch.uint8, device=dev)
     blocks = torch.randn(batch, N, model.action_block_dim, device=dev)  # (B, N, Ab)

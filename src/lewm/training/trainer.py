@@ -72,6 +72,23 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def make_optimizer(params, tc: Any, device: torch.device) -> torch.optim.AdamW:
+    """AdamW at ``train.lr`` / ``train.weight_decay``, as one fused kernel over all parameters
+    where torch has it (CUDA; CPU since torch 2.4): the same update as torch's default. The
+    update alone is 6.8x faster on the cpu preset's 65 tensors and 3.5x on the paper preset's 297
+    (one CPU thread; the default loop spends ~10 small operations per tensor), which is < 1 % of
+    a CPU training step; on CUDA it replaces the default multi-tensor kernels by one (not yet
+    measured on a GPU)."""
+    params = list(params)
+    kwargs = {"lr": tc.lr, "weight_decay": tc.weight_decay}
+    if device.type in ("cpu", "cuda"):
+        try:
+            return torch.optim.AdamW(params, fused=True, **kwargs)
+        except (RuntimeError, ValueError):  # an older torch without a fused CPU kernel
+            pass
+    return torch.optim.AdamW(params, **kwargs)
+
+
 def cpu_has_native_bf16() -> bool:
     """True on CPUs with AVX512-BF16 or AMX (bf16 autocast is then 1.5-1.8x faster)."""
     try:
@@ -263,9 +280,7 @@ class Trainer:
             else None,
             **(metadata or {}),
         }
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay
-        )
+        self.optimizer = make_optimizer(self.model.parameters(), tc, self.device)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule_of(tc))
         self.step = 0
         self.metrics_path = self.run_dir / "metrics.jsonl"

@@ -145,3 +145,40 @@ def test_demo_overwrite_deletes_only_a_demo_folder(tmp_path, capsys):
     (demo / "thesis.tex").write_text("x")
     with pytest.raises(FileExistsError, match="thesis.tex"):
         check_owned(demo, owned=_is_demo_dir(demo), entry_ok=_is_demo_entry, what="demo folder")
+
+
+def test_eval_defaults_to_the_environment_of_the_models_data(tmp_path, toy_h5, capsys):
+    pytest.importorskip("pymunk")
+    data, run = str(tmp_path / "p.h5"), str(tmp_path / "run")
+    collect = ["collect", "pusht", "--episodes", "2", "--max-steps", "40", "--out", data]
+    assert main([*collect, "--resolution", "16", "--no-progress"]) == 0
+    train = ["train", "--data", data, "--out", run, "--preset", "tiny", "--no-progress"]
+    assert main([*train, "train.steps=2", "train.val_every=0"]) == 0
+    capsys.readouterr()
+    ev = ["eval", run, "--policy", "random", "--episodes", "1", "--split", "all", "--gifs", "0"]
+    assert main([*ev, "--goal-offset", "5", "--budget", "5", "--no-progress"]) == 0  # no --env
+    assert json.loads(capsys.readouterr().out)["success_rate"] in (0.0, 1.0)
+    assert len(list((tmp_path / "run").glob("eval_pusht_random*/eval.json"))) == 1
+    # a model of data from no registered environment: named, not silently run on Two-Room
+    toy = str(tmp_path / "toy")
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                toy_h5,
+                "--out",
+                toy,
+                "--preset",
+                "tiny",
+                "--no-progress",
+                "train.steps=1",
+                "train.val_every=0",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["eval", toy, "--policy", "random", "--episodes", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'toy-square', which lewm cannot simulate" in err

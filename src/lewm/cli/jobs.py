@@ -239,7 +239,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.offline:
         return _eval_offline(args)
-    args.env = "tworoom" if args.env is None else args.env
+    model = None
+    if args.env is None:  # the environment the model's training data came from
+        model = load(args.checkpoint)
+        args.env = (model.metadata or {}).get("env")
+        if not args.env:
+            from lewm.envs import ENV_NAMES
+
+            raise ValueError(
+                f"--env is required ({', '.join(ENV_NAMES)}, or gym:ID): the checkpoint does "
+                "not record the environment of its training data"
+            )
+        from lewm.envs import ENVS
+
+        if not is_gym_name(args.env) and args.env not in ENVS:
+            raise ValueError(
+                f"no --env given, and the model's data come from {args.env!r}, which lewm cannot "
+                f"simulate (available: {', '.join(sorted(ENVS))}, or gym:ID): give --env NAME "
+                "(and --any-env)"
+            )
     gym_env = is_gym_name(args.env)
     if gym_env:
         gym_config(args.env)  # a malformed name fails before any work
@@ -249,7 +267,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = eval_config_from_args(args)
     # the random policy does not use the model, but its metadata (dataset, episode split) makes
     # it draw the same held-out tasks as the planner
-    model = load(args.checkpoint)
+    model = load(args.checkpoint) if model is None else model
     check_env(model, args.env, args.any_env)
     data = args.data or model.metadata.get("dataset")
     if data is None:
@@ -422,7 +440,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
         "--env",
         default=None,
         help="environment: a registered name (tworoom, pusht, reacher, cube) or gym:ID (default: "
-        "tworoom). "
+        "the one the model's training data came from). "
         + GYM_HELP
         + " For gym:ID the settings recorded in the dataset by `lewm collect gym:ID` are used, "
         "updated key by key by these options.",

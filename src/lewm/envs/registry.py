@@ -28,8 +28,9 @@ Renderer = Callable[..., np.ndarray]
 Success = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # quantity(states (N, S)) -> values (N, k)
 Quantity = Callable[[np.ndarray], np.ndarray]
-# surprise(n, steps, perturb_step, resolution, seed) -> {"none" | "colour" | "teleport":
-#     (frames (n, steps+1, r, r, 3) uint8, actions (n, steps, A) float32)}, one frame per env step
+# surprise(n, steps, perturb_step, resolution, seed, **data_attrs keywords) -> {"none" | "colour"
+#     | "teleport": (frames (n, steps+1, r, r, 3) uint8, actions (n, steps, A) float32)}, one
+#     frame per env step
 Surprise = Callable[..., dict[str, tuple[np.ndarray, np.ndarray]]]
 # state_grid(n) -> (states (M, S), positions (M, 2) that colour the map, names of the 2 axes)
 StateGrid = Callable[[int], tuple[np.ndarray, np.ndarray, list[str]]]

@@ -16,7 +16,9 @@
 # Collection needs no GPU: `COLLECT_ONLY=1 setsid bash benchmarks/gpu/pusht_paper.sh &` starts it
 # during another device call (say check.sh) and returns at once; a later run on the same machine
 # skips collection when `$OUT/collected` is there, or waits for the collection still running.
-# WORKERS (default 6; 1 when SMOKE=1) collection processes, TRAIN_S seconds of training.
+# WORKERS (default 6; 1 when SMOKE=1) collection processes, TRAIN_S seconds of training,
+# EVAL_SEEDS (default "0 42": 50 tasks each, 100 in all) the task draws planned, DATA_MODE
+# (default stream: loader processes read the file beside the GPU instead of loading ~18 GB first).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SMOKE=${SMOKE:-0}
@@ -38,16 +40,19 @@ LEWM=("$PY" -m lewm.cli.main)
 
 if [ "$SMOKE" = 1 ]; then  # toy sizes: the same commands finish in a minute or two on a CPU
   RES=32 EPISODES=12 EVAL_EPISODES=6 TRAIN_S=${TRAIN_S:-40} TASKS=2 FRAMES=300 WORKERS=1
-  MODEL=(--preset tiny model.encoder.image_size=32 train.steps=100000 train.ckpt_every=20)
+  MODEL=(--preset tiny model.encoder.image_size=32 train.steps=100000 train.ckpt_every=20
+    data.mode=${DATA_MODE:-stream} data.workers=1)
   PLAN=(--samples 30 --iterations 3)
 else  # the paper preset at the paper's resolution; ~2 min of collection, TRAIN_S of training
   RES=224 EPISODES=${EPISODES:-600} EVAL_EPISODES=100 TRAIN_S=${TRAIN_S:-240} TASKS=50 FRAMES=6000
   WORKERS=${WORKERS:-6}
   MODEL=(--preset paper train.steps=100000 train.schedule_steps=100000 train.lr=5e-5
     train.warmup_steps=1000 train.batch_size=128 model.predictor.dropout=0.1
-    train.ckpt_every=200 train.val_every=500 train.keep_checkpoints=2 train.num_threads=8)
+    train.ckpt_every=200 train.val_every=500 train.keep_checkpoints=2 train.num_threads=8
+    data.mode=${DATA_MODE:-stream} data.workers=6)
   PLAN=()
 fi
+EVAL_SEEDS=${EVAL_SEEDS:-0 42}
 T0=$(date +%s)
 stamp() { echo "$(($(date +%s) - T0)) s: $*" | tee -a "$OUT/timeline.txt"; }
 report() {  # report.md from whatever has been written so far
@@ -55,8 +60,11 @@ report() {  # report.md from whatever has been written so far
     echo "# Push-T, paper preset on $(cat "$OUT/device.txt")"
     echo; echo '```'; cat "$OUT/timeline.txt"; echo '```'
     echo; cat "$OUT/angle.md" 2>/dev/null || echo "(no angle proxy yet)"
-    echo; echo "plan:"; echo '```'; cat "$OUT/eval.json"; echo '```'
-    echo "random:"; echo '```'; cat "$OUT/eval_random.json"; echo '```'
+    for seed in $EVAL_SEEDS; do
+      echo; echo "plan, seed $seed:"; echo '```'; cat "$OUT/eval_s$seed.json" 2>/dev/null || true; echo '```'
+      echo "random, seed $seed:"; echo '```'; cat "$OUT/eval_random_s$seed.json" 2>/dev/null || true
+      echo '```'
+    done
   } > "$OUT/report.md"
 }
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
@@ -70,7 +78,7 @@ collect() {
     --no-progress > "$OUT/collect_train.json" 2> "$OUT/collect_train.err" &
   local p1=$!
   "${LEWM[@]}" collect pusht --episodes "$EVAL_EPISODES" --resolution "$RES" --seed 99 \
-    --out "$OUT/tasks.h5" --overwrite --no-progress > "$OUT/collect_tasks.json" \
+    --workers $(((WORKERS + 2) / 3)) --out "$OUT/tasks.h5" --overwrite --no-progress > "$OUT/collect_tasks.json" \
     2> "$OUT/collect_tasks.err" &
   local p2=$!
   wait $p1 || { tail "$OUT/collect_train.err"; exit 1; }
@@ -101,14 +109,17 @@ CKPT=$(ls -d "$OUT"/run/checkpoints/step_* | sort | tail -n 1)
 stamp "trained to $(basename "$CKPT")"
 cp "$OUT/run/metrics.jsonl" "$OUT/metrics.jsonl"
 
-stamp "plan $TASKS tasks at the paper's protocol (and the random policy)"
-"${LEWM[@]}" eval "$CKPT" --env pusht --data "$OUT/tasks.h5" --split all --seed 0 \
-  --episodes "$TASKS" "${PLAN[@]}" --out "$OUT/eval" --overwrite --no-progress \
-  > "$OUT/eval.json" 2> "$OUT/eval.err" || tail "$OUT/eval.err"
-"${LEWM[@]}" eval "$CKPT" --env pusht --data "$OUT/tasks.h5" --split all --seed 0 \
-  --episodes "$TASKS" --policy random --out "$OUT/eval_random" --overwrite --no-progress \
-  > "$OUT/eval_random.json" 2> "$OUT/eval_random.err" || tail "$OUT/eval_random.err"
-report  # a report already, in case the angle proxy is cut short
+for seed in $EVAL_SEEDS; do
+  stamp "plan $TASKS tasks (seed $seed) at the paper's protocol (and the random policy)"
+  "${LEWM[@]}" eval "$CKPT" --env pusht --data "$OUT/tasks.h5" --split all --seed "$seed" \
+    --episodes "$TASKS" "${PLAN[@]}" --out "$OUT/eval_s$seed" --overwrite --no-progress \
+    > "$OUT/eval_s$seed.json" 2> "$OUT/eval_s$seed.err" || tail "$OUT/eval_s$seed.err"
+  "${LEWM[@]}" eval "$CKPT" --env pusht --data "$OUT/tasks.h5" --split all --seed "$seed" \
+    --episodes "$TASKS" --policy random --out "$OUT/eval_random_s$seed" --overwrite \
+    --no-progress > "$OUT/eval_random_s$seed.json" 2> "$OUT/eval_random_s$seed.err" ||
+    tail "$OUT/eval_random_s$seed.err"
+  report
+done
 stamp "angle proxy (on the GPU when there is one) on $FRAMES task frames"
 "$PY" benchmarks/quality/angle_screen.py "$CKPT" --data "$OUT/tasks.h5" --frames "$FRAMES" \
   --json "$OUT/angle.json" > "$OUT/angle.md" 2> "$OUT/angle.err" || tail "$OUT/angle.err"

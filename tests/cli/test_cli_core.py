@@ -182,3 +182,40 @@ def test_eval_defaults_to_the_environment_of_the_models_data(tmp_path, toy_h5, c
     assert main(["eval", toy, "--policy", "random", "--episodes", "1", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'toy-square', which lewm cannot simulate" in err
+
+
+def test_eval_plans_on_the_device_asked_for(tmp_path, toy_h5, capsys, monkeypatch):
+    import types
+
+    import torch
+
+    import lewm.planning.evaluate as ev_mod
+
+    run = str(tmp_path / "run")
+    train = ["train", "--data", toy_h5, "--out", run, "--preset", "tiny", "--no-progress"]
+    assert main([*train, "train.steps=1", "train.val_every=0"]) == 0
+    seen = []
+
+    def fake_evaluate(model, env, data, cfg, **kw):
+        seen.append(kw["device"])
+        return types.SimpleNamespace(
+            success_rate=0.0,
+            successes=[],
+            plan_seconds_mean=None,
+            plans=0,
+            clipped_steps=0,
+            wall_seconds=0.0,
+        )
+
+    monkeypatch.setattr(ev_mod, "evaluate", fake_evaluate)
+    ev = ["eval", run, "--env", "tworoom", "--any-env", "--episodes", "1", "--no-progress"]
+    assert main(ev) == 0  # default: auto, the GPU when there is one
+    assert main([*ev, "--device", "cpu"]) == 0
+    auto = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    assert [torch.device(d).type for d in seen] == [auto.type, "cpu"]
+    if not torch.cuda.is_available():
+        capsys.readouterr()
+        assert main([*ev, "--device", "cuda"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "CUDA is not available" in err and "--device cpu" in err
+        assert len(seen) == 2  # refused before any work

@@ -4,7 +4,11 @@ Ctrl-C saves, a diverged run can be continued."""
 
 import hashlib
 import json
+import os
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -205,3 +209,44 @@ def test_unknown_device_is_a_config_error():
         ConfigError, match="train.device must be auto, cpu, cuda or cuda:N, got 'tpu'"
     ):
         apply_overrides(preset("tiny"), ["train.device=tpu"])
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="process groups are POSIX")
+def test_sigterm_to_the_process_group_of_a_streaming_run_still_checkpoints(tmp_path, toy_h5):
+    # `timeout`, Slurm's preemption and `kill -- -PGID` signal every process of the job: the
+    # loader processes must not die of it before the trainer has written its checkpoint
+    run = tmp_path / "run"
+    argv = [
+        sys.executable,
+        "-m",
+        "lewm.cli.main",
+        "train",
+        "--data",
+        toy_h5,
+        "--out",
+        str(run),
+        "--preset",
+        "tiny",
+        "--no-progress",
+        "train.steps=100000",
+        "train.ckpt_every=100000",
+        "train.val_every=0",
+        "train.log_every=1",
+        "data.mode=stream",
+        "data.workers=2",
+        "train.num_threads=1",
+    ]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "metrics.jsonl").is_file() or not (run / "metrics.jsonl").stat().st_size:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "SIGTERM: training stopped at step" in err and "Traceback" not in err, err
+    assert list((run / "checkpoints").glob("step_*")), "no checkpoint written on SIGTERM"

@@ -8,7 +8,7 @@ import json
 import logging
 from pathlib import Path
 
-from lewm.cli.common import check_env, given, integer, number, same_env, seed_arg
+from lewm.cli.common import check_env, device_arg, given, integer, number, same_env, seed_arg
 from lewm.utils.io import check_can_create
 
 log = logging.getLogger(__name__)
@@ -18,13 +18,8 @@ def _load(checkpoint: str, device: str = "cpu"):
     """The model of a checkpoint on ``device`` ("cpu", "cuda", "cuda:1", or "auto": CUDA when
     available)."""
     from lewm.models import load, resolve_checkpoint
-    from lewm.training.trainer import resolve_device
 
-    try:  # a clear error for "cuda" without CUDA, before anything is loaded
-        dev = resolve_device(device)
-    except (RuntimeError, ValueError) as e:
-        msg = f"--device {device}: {e}".replace("use device=cpu", "use --device cpu")
-        raise ValueError(msg) from None
+    dev = device_arg(device)  # a clear error for "cuda" without CUDA, before anything is loaded
     path = resolve_checkpoint(checkpoint)
     return load(path).to(dev), path
 

@@ -80,3 +80,15 @@ def number(lo: float, hi: float | None = None, *, below_hi: bool = False):
 
 def seed_arg():
     return integer(0, SEED_MAX)
+
+
+def device_arg(value: str) -> Any:
+    """The torch device of a ``--device`` value (cpu, cuda, cuda:N, or auto: CUDA when
+    available), with one clear error for a device this machine lacks."""
+    from lewm.training.trainer import resolve_device
+
+    try:
+        return resolve_device(value)
+    except (RuntimeError, ValueError) as e:
+        msg = f"--device {value}: {e}".replace("use device=cpu", "use --device cpu")
+        raise ValueError(msg) from None

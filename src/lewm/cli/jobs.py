@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from lewm.cli.common import check_env, given, integer, number, seed_arg
+from lewm.cli.common import check_env, device_arg, given, integer, number, seed_arg
 
 GYM_HELP = (
     "gym:ID is any Gymnasium environment (gym:MODULE:ID imports MODULE first; gym:ns/Name-v0 "
@@ -237,8 +237,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from lewm.models import load
     from lewm.planning.evaluate import eval_folder_name, evaluate
 
+    device = device_arg(args.device)  # a device this machine lacks fails before any work
     if args.offline:
-        return _eval_offline(args)
+        return _eval_offline(args, device)
     model = None
     if args.env is None:  # the environment the model's training data came from
         model = load(args.checkpoint)
@@ -312,6 +313,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             data,
             cfg,
             out_dir=out,
+            device=device,
             progress=progress,
             overwrite=args.overwrite,
             env_options=env_options,
@@ -348,7 +350,7 @@ OFFLINE_UNUSED = {
 }
 
 
-def _eval_offline(args: argparse.Namespace) -> int:
+def _eval_offline(args: argparse.Namespace, device: Any) -> int:
     """``lewm eval RUN --offline``: open-loop prediction error and action recovery on logged
     episodes, no environment (lewm.planning.offline)."""
     import dataclasses
@@ -394,6 +396,7 @@ def _eval_offline(args: argparse.Namespace) -> int:
         data,
         cfg,
         out_dir=out,
+        device=device,
         progress=False if args.no_progress else None,
         overwrite=args.overwrite,
         proposal=proposal,
@@ -538,6 +541,12 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
         "(--goal-offset steps later) recovers the logged actions, beside baselines; writes "
         "offline.json and offline.png (default folder CHECKPOINT/offline_SOLVER_DIGEST). The "
         "plan's horizon is goal-offset / frameskip blocks",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="where the model plans: auto (default: CUDA when available), cpu, cuda or cuda:N; "
+        "with --distributed each torchrun process takes its own GPU",
     )
     p.add_argument(
         "--distributed",

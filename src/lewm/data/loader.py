@@ -174,9 +174,12 @@ class _WorkerBatches(_StepBatches):
 
 
 def _worker_init(_: int) -> None:
-    # Ctrl-C reaches the whole process group: the trainer handles it (finishes the step,
-    # writes a checkpoint) and then stops the workers itself
+    # Ctrl-C reaches the whole process group, and so does SIGTERM from `timeout`, Slurm's
+    # preemption or `kill -- -PGID`: the trainer handles it (finishes the step, writes a
+    # checkpoint) and then stops the workers itself. A worker killed by it would instead crash
+    # the trainer before its checkpoint; a worker whose trainer is gone exits on its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class BatchStream:

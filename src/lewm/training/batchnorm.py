@@ -1,4 +1,18 @@
-"""Synchronised BatchNorm for data-parallel training.
+"""BatchNorm in training: global statistics under data parallelism, and precise running
+statistics for everything that runs the model in eval mode.
+
+Precise statistics (:func:`recalibrate`). In eval mode (validation, planning, probing) a
+BatchNorm layer normalises with its running averages, an exponential average (momentum 0.1, ~10
+steps) of past batches' statistics, each computed with the weights of its own step. While the
+weights still move fast, the averages lag behind: with the paper preset (ViT encoder, whose CLS
+features vary little between frames next to their mean) at a constant learning rate, held-out
+prediction error in eval mode was 8x the training-mode one at step 300 on the CPU and 250x at
+step 3,500 on an H200 (docs/results.md), so every planner read distorted latents. The trainer
+therefore recomputes the averages with the current weights from a fixed set of training clips
+(``train.precise_bn_clips``) before each validation, checkpoint and the final model; training
+itself normalises with batch statistics and never reads them, so nothing else changes.
+
+Global statistics under DDP.
 
 A BatchNorm layer normalises with the statistics of the batch it sees. Under DDP that is each
 rank's local share, so the projectors (and the CNN encoder's BatchNorm2d) would compute a
@@ -12,6 +26,9 @@ plain tensor ops and a differentiable all-gather, so one code path serves NCCL a
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -93,4 +110,51 @@ def convert_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
-__all__ = ["GlobalBatchNorm", "convert_batchnorm"]
+def recalibrate(model: nn.Module, batches: Iterable[Any], forward: Callable[[Any], object]) -> int:
+    """Recompute the running mean and variance of ``model``'s trainable BatchNorm layers from
+    ``batches`` with its current weights, and return how many batches were used.
+
+    ``forward(batch)`` runs the model on one batch. Every other layer stays in eval mode (no
+    dropout), so the layers see what they will see at inference; each batch weighs the same
+    (PyTorch's cumulative average, ``momentum=None``). Layers that ``model.train()`` leaves in
+    eval mode (frozen encoders) are not touched. With no batch, or when ``forward`` raises, the
+    previous statistics are put back. The model's train/eval mode is restored.
+    """
+    was_training = model.training
+    model.train()
+    layers = [
+        m
+        for m in model.modules()
+        if isinstance(m, _BatchNorm) and m.training and m.track_running_stats
+    ]
+    model.eval()
+    if not layers:
+        model.train(was_training)
+        return 0
+    saved = [
+        (m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
+        for m in layers
+    ]
+    used, finished = 0, False
+    try:
+        for m in layers:
+            m.reset_running_stats()
+            m.momentum = None
+            m.train()
+        with torch.no_grad():
+            for batch in batches:
+                forward(batch)
+                used += 1
+        finished = True
+    finally:
+        for m, (momentum, mean, var, tracked) in zip(layers, saved, strict=True):
+            m.momentum = momentum
+            m.num_batches_tracked.copy_(tracked)
+            if not (used and finished):
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+        model.train(was_training)
+    return used
+
+
+__all__ = ["GlobalBatchNorm", "convert_batchnorm", "recalibrate"]

@@ -50,6 +50,10 @@ class TrainConfig:
     # Under torchrun (--distributed) only: normalise BatchNorm layers with global-batch statistics
     # so K processes compute exactly the single-process function (see lewm.training.batchnorm)
     sync_batchnorm: bool = True
+    # BatchNorm running statistics recomputed with the current weights from this many training
+    # clips before every validation, checkpoint and the final model (lewm.training.batchnorm:
+    # the running averages lag while the weights move fast); 0 keeps the running averages
+    precise_bn_clips: int = 512
 
     def __post_init__(self) -> None:
         check(1 <= self.steps <= 10**9, f"train.steps must be in [1, 1e9], got {self.steps}")
@@ -95,7 +99,7 @@ class TrainConfig:
             self.precision in ("auto", "bf16", "fp32"),
             f"train.precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}",
         )
-        for name in ("val_every", "ckpt_every", "val_batches", "num_threads"):
+        for name in ("val_every", "ckpt_every", "val_batches", "num_threads", "precise_bn_clips"):
             value = getattr(self, name)
             check(value >= 0, f"train.{name} must be >= 0, got {value}")
         check(

@@ -52,6 +52,7 @@ SAFE_ON_RESUME = (
     "train.ckpt_every",
     "train.keep_checkpoints",
     "train.num_threads",
+    "train.precise_bn_clips",  # only what eval mode reads, never what is trained
     "train.device",
     "train.precision",
     "eval.",

@@ -36,7 +36,7 @@ from lewm.data.normalize import Normalizer
 from lewm.losses import latent_std, straightness
 from lewm.models import build_model, build_objective
 from lewm.training import checkpoint, rundir
-from lewm.training.batchnorm import convert_batchnorm
+from lewm.training.batchnorm import convert_batchnorm, recalibrate
 from lewm.training.config import TrainConfig
 from lewm.utils import distributed as dist_utils
 from lewm.utils.config import ConfigError
@@ -247,6 +247,7 @@ class Trainer:
             torch.manual_seed(dist_utils.rank_seed(tc.seed, self.dist.rank))
         self.objective = build_objective(mc, tc, self.dist.enabled).to(self.device)
         self.forward_kwargs = self._forward_options(tc)
+        self._bn_calibrated_step: int | None = None  # the step whose weights set the BN stats
 
         N, f = self.model.history, self.model.frameskip
         self.train_clips = ClipSampler(self.dataset, self.train_eps, N, f, self.normalizer)
@@ -468,6 +469,8 @@ class Trainer:
         """
         if self.val_clips is None or not self.dist.is_main:
             return {}
+        if not self.dist.enabled:  # under DDP every rank calibrated before (a collective)
+            self.calibrate_batchnorm()
         self.model.eval()
         tc = self.config.train
         rng = np.random.default_rng([tc.seed, 7])
@@ -516,10 +519,39 @@ class Trainer:
             f"`{self.resume_command()}`"
         )
 
+    def calibrate_batchnorm(self) -> int:
+        """Recompute the BatchNorm running statistics with the current weights from a fixed set
+        of ``train.precise_bn_clips`` training clips (:func:`lewm.training.batchnorm.recalibrate`);
+        once per step, a no-op for models without BatchNorm. Under DDP every rank must call it
+        (each takes its share of every batch; the global BatchNorm merges them). Returns the
+        batches used (0: nothing recomputed)."""
+        tc = self.config.train
+        if not tc.precise_bn_clips or self._bn_calibrated_step == self.step:
+            return 0
+        W, n = self.dist.world_size, min(tc.precise_bn_clips, len(self.train_clips))
+        idx = np.sort(np.random.default_rng([tc.seed, 11]).choice(len(self.train_clips), n, False))
+        chunks = [idx[i : i + tc.batch_size] for i in range(0, n, tc.batch_size)]
+        chunks = [c[self.dist.rank :: W] for c in chunks if len(c) >= 2 * W]
+
+        def forward(chunk: np.ndarray) -> None:
+            pixels, blocks = self.train_clips.gather(chunk)
+            with self._autocast():
+                self.model(
+                    pixels.to(self.device, non_blocking=True),
+                    blocks.to(self.device, non_blocking=True),
+                    **self.forward_kwargs,
+                )
+
+        used = recalibrate(self.model, chunks, forward)
+        self._bn_calibrated_step = self.step
+        return used
+
     # -- checkpoints (lewm.training.checkpoint) -------------------------------------------------
     def save_checkpoint(self) -> Path:
-        """Write a checkpoint (rank 0); under DDP every rank must call it (RNG states are
-        gathered so that each rank's dropout stream resumes exactly)."""
+        """Write a checkpoint (rank 0), BatchNorm statistics recomputed first; under DDP every
+        rank must call it (RNG states are gathered so that each rank's dropout stream resumes
+        exactly)."""
+        self.calibrate_batchnorm()
         return checkpoint.save(
             self.run_dir,
             self.step,
@@ -639,6 +671,7 @@ class Trainer:
                     bar.set_postfix({k[6:]: f"{rec[k]:.4g}" for k in shown[:3]})
                     acc, window_t, window_n, wait = {}, now, 0, 0.0
                 if tc.val_every and self.step % tc.val_every == 0 and self.step < tc.steps:
+                    self.calibrate_batchnorm()  # every rank: a collective under DDP
                     if self.dist.is_main:
                         self._log(
                             {
@@ -658,6 +691,7 @@ class Trainer:
         bar.close()
         final = dict(last)
         if self.step == tc.steps:
+            self.calibrate_batchnorm()  # every rank (a collective under DDP): validation and model
             val = {f"val/{k}": v for k, v in self.validate().items()}
             if val:
                 self._log({"step": self.step, **val})

@@ -92,3 +92,55 @@ def test_analysis_device_option(tiny_run, capsys):
     assert main(["probe", str(tiny_run), "--device", "cuda"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "CUDA is not available" in err and "--device cpu" in err
+
+
+def test_calibrate_writes_fresh_batchnorm_statistics_into_a_new_folder(
+    tiny_run, toy_h5, tmp_path, capsys
+):
+    import hashlib
+
+    import torch
+
+    from lewm.models import load
+
+    stale = tmp_path / "stale"  # a model whose running averages lag far behind its weights
+    model = load(tiny_run / "model")
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.running_mean.add_(50.0)
+    model.save_pretrained(stale)
+    digest = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in stale.iterdir()}
+
+    out = tmp_path / "calibrated"
+    assert (
+        main(["calibrate", str(stale), "--data", toy_h5, "--out", str(out), "--clips", "64"]) == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["clips"] == 64 and summary["layers"] == len(bns) > 0
+    assert summary["mean_shift_in_std_median_max"] > 1.0  # the lag it removed, reported
+    fresh = load(out)
+    for (k, v), (_, w) in zip(
+        fresh.named_buffers(), load(tiny_run / "model").named_buffers(), strict=True
+    ):
+        if k.endswith("running_mean"):  # recomputed, not the stale +50
+            assert (v - w).abs().max() < 10.0, k
+    assert fresh.metadata["dataset"] == model.metadata["dataset"]  # still plans/evaluates
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in stale.iterdir()} == digest
+
+    # the input is never the output; an existing folder needs --overwrite
+    assert main(["calibrate", str(stale), "--out", str(stale)]) == 2
+    assert "the input is kept" in capsys.readouterr().err
+    assert main(["calibrate", str(stale), "--data", toy_h5, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "exist" in err
+    argv = ["calibrate", str(stale), "--data", toy_h5, "--out", str(out), "--overwrite"]
+    assert main(argv) == 0
+    precious = tmp_path / "notes"  # --overwrite never deletes what is not a model folder
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep")
+    assert (
+        main(["calibrate", str(stale), "--data", toy_h5, "--out", str(precious), "--overwrite"])
+        == 2
+    )
+    assert "replaces only a model folder" in capsys.readouterr().err
+    assert (precious / "notes.txt").read_text() == "keep"

@@ -254,6 +254,73 @@ def cmd_decoder(args: argparse.Namespace) -> int:
     return _fit_head("decoder", train_decoder, save_decoder, model, data, ckpt, cfg, out, args)
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """``lewm calibrate``: the BatchNorm running statistics recomputed with the model's weights
+    from ``--clips`` clips of its training episodes (lewm.training.batchnorm.recalibrate), saved
+    as a new model folder, with how far they moved."""
+    import numpy as np
+    import torch
+
+    from lewm.data.clips import ClipSampler
+    from lewm.models import resolve_checkpoint
+    from lewm.planning.evaluate import eval_episodes
+    from lewm.training.batchnorm import recalibrate
+
+    out = Path(args.out)
+    if out.resolve() == resolve_checkpoint(args.checkpoint).resolve():
+        raise ValueError("--out is the checkpoint itself: give a new folder (the input is kept)")
+    if out.exists() and not args.overwrite:  # before any work
+        raise FileExistsError(f"{out} exists: pass --overwrite to replace it, or another --out")
+    if out.exists():  # --overwrite replaces only a model folder (or an empty one), never more
+        own = {"config.json", "model.safetensors", "normalizer.json"}
+        other = sorted(p.name for p in out.iterdir()) if out.is_dir() else [out.name]
+        if not out.is_dir() or set(other) - own or "config.json" not in other and other:
+            raise FileExistsError(
+                f"--overwrite replaces only a model folder, and {out} "
+                f"{'is a file' if not out.is_dir() else 'holds ' + ', '.join(other[:5])}: "
+                "give another --out"
+            )
+    model, ckpt, data = _head_inputs(args, "calibration")
+    model = model.to(device_arg(args.device))
+    if getattr(model, "normalizer", None) is None:
+        raise ValueError(f"{ckpt} has no action normaliser (normalizer.json): cannot read clips")
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    before = [(m.running_mean.clone(), m.running_var.clone()) for m in layers]
+    episodes = eval_episodes(data, Path(data.path), model.metadata or {}, "train")
+    clips = ClipSampler(data, episodes, int(model.history), int(model.frameskip), model.normalizer)
+    n = min(args.clips, len(clips))
+    idx = np.sort(np.random.default_rng(args.seed).choice(len(clips), n, replace=False))
+    chunks = [c for c in np.array_split(idx, max(1, -(-n // args.batch))) if len(c) >= 2]
+    dev = next(iter(model.parameters())).device
+
+    def forward(chunk):
+        pixels, blocks = clips.gather(chunk)
+        model(pixels.to(dev), blocks.to(dev))
+
+    used = recalibrate(model, chunks, forward)
+    if not used:
+        raise ValueError(
+            f"{ckpt}: no BatchNorm layer that trains (nothing to recompute), or no clip"
+        )
+    # how stale the old statistics were: per layer, the median shift of the mean in units of the
+    # new standard deviation
+    shift = [
+        float(((m.running_mean - mu).abs() / (m.running_var + m.eps).sqrt()).median())
+        for m, (mu, _) in zip(layers, before, strict=True)
+    ]
+    check_can_create(out)
+    model.cpu().save_pretrained(out, overwrite=args.overwrite)
+    summary = {
+        "model": str(out),
+        "clips": int(sum(len(c) for c in chunks)),
+        "batches": used,
+        "layers": len(layers),
+        "mean_shift_in_std_median_max": round(max(shift), 4),
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def cmd_policy(args: argparse.Namespace) -> int:
     from lewm.planning.policy import (
         PolicyTrainConfig,
@@ -395,6 +462,27 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_decoder)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="recompute a model's BatchNorm statistics from its training clips (for models "
+        "trained before lewm did it itself, or imported ones) into a new model folder",
+    )
+    p.add_argument("checkpoint", help="checkpoint folder or run directory (only read)")
+    p.add_argument(
+        "--data", default=None, help="episode file of the model's env (default: its training data)"
+    )
+    p.add_argument("--out", required=True, help="the new model folder (the input is never changed)")
+    p.add_argument(
+        "--clips", type=integer(2, 10**7), default=512, help="training clips read (default: 512)"
+    )
+    p.add_argument("--batch", type=integer(2, 10**5), default=64, help="clips per batch (64)")
+    p.add_argument("--seed", type=seed_arg(), default=0, help="which clips (default: 0)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing model folder at --out"
+    )
+    _device_arg(p)
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser(
         "policy",

@@ -28,6 +28,8 @@ POLICY_KIND=${POLICY_KIND:-pd}
 # held-out tasks from another file (e.g. the PD held-out file, to compare data sources on the
 # same tasks); default: collect them with POLICY_KIND
 HELDOUT_FILE=${HELDOUT_FILE:-}
+# more training overrides, space-separated (e.g. TRAIN_ARGS="model.predictor.history=1")
+read -r -a TRAIN_EXTRA <<< "${TRAIN_ARGS:-}"
 if [ "${SMOKE:-0}" = 1 ]; then
   EPISODES=16 HELDOUT=8 STEPS=20 EVAL=(--episodes 2 --samples 30 --iterations 3)
 else
@@ -53,7 +55,7 @@ fi
 stamp "train --preset cpu, $STEPS steps"
 "$LEWM" train --data "$OUT/train.h5" --out "$OUT/run" --preset cpu --overwrite --no-progress \
   "train.steps=$STEPS" "train.seed=$SEED" train.val_every=500 train.ckpt_every=500 \
-  > "$OUT/train.log" 2>&1
+  "${TRAIN_EXTRA[@]}" > "$OUT/train.log" 2>&1
 stamp "plan ($SOLVER, context $CONTEXT; otherwise the paper's protocol) on held-out tasks"
 "$LEWM" eval "$OUT/run" --env reacher --data "$OUT/heldout.h5" --split all "${EVAL[@]}" \
   --context "$CONTEXT" --solver "$SOLVER" --out "$OUT/eval" --overwrite --no-progress > "$OUT/eval.log" 2>&1

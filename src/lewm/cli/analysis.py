@@ -32,6 +32,14 @@ def _device_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _model_and_data_args(p: argparse.ArgumentParser) -> None:
+    """The model (only read) and the episode file a head or a calibration reads."""
+    p.add_argument("checkpoint", help="checkpoint folder or run directory (only read)")
+    p.add_argument(
+        "--data", default=None, help="episode file of the model's env (default: its training data)"
+    )
+
+
 def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.no_progress else None
 
@@ -442,10 +450,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "decoder",
         help="train a small decoder from the frozen model's latents to frames (for `lewm viz`)",
     )
-    p.add_argument("checkpoint", help="checkpoint folder or run directory (only read)")
-    p.add_argument(
-        "--data", default=None, help="episode file of the model's env (default: its training data)"
-    )
+    _model_and_data_args(p)
     p.add_argument("--steps", type=integer(1, 10**7), help="optimiser steps (default: 1000)")
     p.add_argument("--batch", type=integer(1, 10**5), help="frames per step (default: 32)")
     p.add_argument("--lr", type=number(1e-8, 1.0), help="AdamW learning rate (default: 1e-3)")
@@ -468,10 +473,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="recompute a model's BatchNorm statistics from its training clips (for models "
         "trained before lewm did it itself, or imported ones) into a new model folder",
     )
-    p.add_argument("checkpoint", help="checkpoint folder or run directory (only read)")
-    p.add_argument(
-        "--data", default=None, help="episode file of the model's env (default: its training data)"
-    )
+    _model_and_data_args(p)
     p.add_argument("--out", required=True, help="the new model folder (the input is never changed)")
     p.add_argument(
         "--clips", type=integer(2, 10**7), default=512, help="training clips read (default: 512)"
@@ -489,10 +491,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="train a goal-conditioned policy on the frozen model's latents (the amortised "
         "planner: `lewm eval --solver policy`, or --proposal policy to warm-start CEM)",
     )
-    p.add_argument("checkpoint", help="checkpoint folder or run directory (only read)")
-    p.add_argument(
-        "--data", default=None, help="episode file of the model's env (default: its training data)"
-    )
+    _model_and_data_args(p)
     p.add_argument("--steps", type=integer(1, 10**7), help="optimiser steps (default: 4000)")
     p.add_argument("--batch", type=integer(1, 10**6), help="pairs per step (default: 256)")
     p.add_argument("--lr", type=number(1e-8, 1.0), help="AdamW learning rate (default: 1e-3)")

@@ -37,6 +37,7 @@ from lewm.data.config import DataConfig
 from lewm.data.hdf5 import DataError, EpisodeDataset
 from lewm.data.multi import canonical
 from lewm.envs.registry import data_env_options
+from lewm.models import model_device
 from lewm.planning.config import EvalConfig
 from lewm.planning.mpc import MPCController, Planner
 from lewm.planning.objective import GoalCost
@@ -261,7 +262,7 @@ def evaluate(
     data: str | os.PathLike,
     cfg: EvalConfig,
     out_dir: str | os.PathLike | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     progress: bool | None = None,
     shard: tuple[int, int] | None = None,
     overwrite: bool = False,
@@ -280,11 +281,14 @@ def evaluate(
     evaluation is refused unless ``overwrite`` (checked before any work; shards leave the check
     to their caller, see :func:`evaluate_distributed`). ``env_options``: more keyword arguments
     of :func:`lewm.envs.make_env` (for ``gym:ID``: ``{"make": {...}, "adapter": {...}}``).
-    ``proposal``: the trained policy (a :class:`~lewm.planning.protocol.Proposal`, e.g.
+    ``device``: where the model plans (default: where it is; `lewm eval --device`, default
+    auto). ``proposal``: the trained policy (a :class:`~lewm.planning.protocol.Proposal`, e.g.
     ``lewm.planning.policy.policy_for(ckpt, model)``) that ``eval.proposal=policy`` and
     ``eval.solver.kind=policy`` need; ignored otherwise.
     """
     t0 = time.perf_counter()
+    if device is None:  # where the model is (the CPU for the random policy without a model)
+        device = model_device(model) if model is not None else "cpu"
     if cfg.uses_policy() and proposal is None:
         from lewm.planning.policy import PolicyError
 

@@ -40,6 +40,7 @@ import torch
 
 from lewm.data.config import DataConfig
 from lewm.data.hdf5 import DataError, EpisodeDataset
+from lewm.models import model_device
 from lewm.planning.config import EvalConfig
 from lewm.planning.evaluate import eval_episodes, prepare_eval_dir, sample_tasks
 from lewm.planning.mpc import Planner
@@ -150,7 +151,7 @@ def evaluate_offline(
     data: str | os.PathLike,
     cfg: EvalConfig,
     out_dir: str | os.PathLike | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     progress: bool | None = None,
     overwrite: bool = False,
     proposal: Any | None = None,
@@ -160,7 +161,8 @@ def evaluate_offline(
     (module docstring). Writes ``offline.json`` and ``offline.png`` into ``out_dir`` if given;
     an ``out_dir`` holding an earlier offline evaluation is refused unless ``overwrite``.
     ``proposal``: the trained policy that ``eval.proposal=policy`` / ``eval.solver.kind=policy``
-    plan with. ``batch``: tasks planned together in one solver call."""
+    plan with. ``batch``: tasks planned together in one solver call. ``device``: where the model
+    plans (default: where it is)."""
     t0 = time.perf_counter()
     if cfg.uses_policy() and proposal is None:
         from lewm.planning.policy import PolicyError
@@ -184,7 +186,7 @@ def evaluate_offline(
     )
     n = len(tasks)
     norm = model.action_normalizer()
-    model = model.to(device).eval()
+    model = model.to(model_device(model) if device is None else device).eval()
 
     # rows: context frames, then the K block-start frames up to the goal; raw action rows
     starts = np.array([int(dataset.ep_offset[e]) + s for e, s in tasks])  # (n,)

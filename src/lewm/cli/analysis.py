@@ -266,40 +266,37 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     """``lewm calibrate``: the BatchNorm running statistics recomputed with the model's weights
     from ``--clips`` clips of its training episodes (lewm.training.batchnorm.recalibrate), saved
     as a new model folder, with how far they moved."""
-    import numpy as np
     import torch
 
     from lewm.data.clips import ClipSampler
     from lewm.models import resolve_checkpoint
+    from lewm.models.checkpoint import CONFIG_FILE, NORMALIZER_FILE, WEIGHTS_FILE
     from lewm.planning.evaluate import eval_episodes
-    from lewm.training.batchnorm import recalibrate
+    from lewm.training.batchnorm import calibration_chunks, recalibrate
 
+    dev = device_arg(args.device)  # a device this machine lacks fails before any work
     out = Path(args.out)
     if out.resolve() == resolve_checkpoint(args.checkpoint).resolve():
         raise ValueError("--out is the checkpoint itself: give a new folder (the input is kept)")
-    if out.exists() and not args.overwrite:  # before any work
-        raise FileExistsError(f"{out} exists: pass --overwrite to replace it, or another --out")
-    if out.exists():  # --overwrite replaces only a model folder (or an empty one), never more
-        own = {"config.json", "model.safetensors", "normalizer.json"}
-        other = sorted(p.name for p in out.iterdir()) if out.is_dir() else [out.name]
-        if not out.is_dir() or set(other) - own or "config.json" not in other and other:
+    if out.exists():  # before any work; --overwrite replaces only a model folder or an empty one
+        if not args.overwrite:
+            raise FileExistsError(f"{out} exists: pass --overwrite to replace it, or another --out")
+        names = {p.name for p in out.iterdir()} if out.is_dir() else None
+        model_files = {CONFIG_FILE, WEIGHTS_FILE, NORMALIZER_FILE}
+        if names is None or (names and not (CONFIG_FILE in names and names <= model_files)):
+            held = "is a file" if names is None else "holds " + ", ".join(sorted(names)[:5])
             raise FileExistsError(
-                f"--overwrite replaces only a model folder, and {out} "
-                f"{'is a file' if not out.is_dir() else 'holds ' + ', '.join(other[:5])}: "
-                "give another --out"
+                f"--overwrite replaces only a model folder, and {out} {held}: give another --out"
             )
     model, ckpt, data = _head_inputs(args, "calibration")
-    model = model.to(device_arg(args.device))
+    model = model.to(dev)
     if getattr(model, "normalizer", None) is None:
         raise ValueError(f"{ckpt} has no action normaliser (normalizer.json): cannot read clips")
     layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     before = [(m.running_mean.clone(), m.running_var.clone()) for m in layers]
     episodes = eval_episodes(data, Path(data.path), model.metadata or {}, "train")
     clips = ClipSampler(data, episodes, int(model.history), int(model.frameskip), model.normalizer)
-    n = min(args.clips, len(clips))
-    idx = np.sort(np.random.default_rng(args.seed).choice(len(clips), n, replace=False))
-    chunks = [c for c in np.array_split(idx, max(1, -(-n // args.batch))) if len(c) >= 2]
-    dev = next(iter(model.parameters())).device
+    chunks = calibration_chunks(len(clips), args.clips, args.batch, args.seed)
 
     def forward(chunk):
         pixels, blocks = clips.gather(chunk)

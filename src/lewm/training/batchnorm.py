@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -157,4 +158,17 @@ def recalibrate(model: nn.Module, batches: Iterable[Any], forward: Callable[[Any
     return used
 
 
-__all__ = ["GlobalBatchNorm", "convert_batchnorm", "recalibrate"]
+def calibration_chunks(
+    num_clips: int, clips: int, batch: int, seed: Any, rank: int = 0, world: int = 1
+) -> list[np.ndarray]:
+    """The clip indices :func:`recalibrate` reads: ``clips`` of ``num_clips`` drawn without
+    replacement with ``seed`` (sorted: neighbouring reads), in batches of ``batch``; of each
+    batch, this rank's share ``rank::world``. Batches too small to give every rank 2 clips are
+    dropped (a BatchNorm needs 2 to compute a variance)."""
+    n = min(clips, num_clips)
+    idx = np.sort(np.random.default_rng(seed).choice(num_clips, n, replace=False))
+    chunks = [idx[i : i + batch] for i in range(0, n, batch)]
+    return [c[rank::world] for c in chunks if len(c) >= 2 * world]
+
+
+__all__ = ["GlobalBatchNorm", "calibration_chunks", "convert_batchnorm", "recalibrate"]

@@ -36,7 +36,7 @@ from lewm.data.normalize import Normalizer
 from lewm.losses import latent_std, straightness
 from lewm.models import build_model, build_objective
 from lewm.training import checkpoint, rundir
-from lewm.training.batchnorm import convert_batchnorm, recalibrate
+from lewm.training.batchnorm import calibration_chunks, convert_batchnorm, recalibrate
 from lewm.training.config import TrainConfig
 from lewm.utils import distributed as dist_utils
 from lewm.utils.config import ConfigError
@@ -528,10 +528,14 @@ class Trainer:
         tc = self.config.train
         if not tc.precise_bn_clips or self._bn_calibrated_step == self.step:
             return 0
-        W, n = self.dist.world_size, min(tc.precise_bn_clips, len(self.train_clips))
-        idx = np.sort(np.random.default_rng([tc.seed, 11]).choice(len(self.train_clips), n, False))
-        chunks = [idx[i : i + tc.batch_size] for i in range(0, n, tc.batch_size)]
-        chunks = [c[self.dist.rank :: W] for c in chunks if len(c) >= 2 * W]
+        chunks = calibration_chunks(
+            len(self.train_clips),
+            tc.precise_bn_clips,
+            tc.batch_size,
+            [tc.seed, 11],
+            self.dist.rank,
+            self.dist.world_size,
+        )
 
         def forward(chunk: np.ndarray) -> None:
             pixels, blocks = self.train_clips.gather(chunk)

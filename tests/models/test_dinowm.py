@@ -131,3 +131,72 @@ def test_sources_that_cannot_be_built_say_why(tmp_path):
         )
     with pytest.raises(ConfigError, match="input_size 20 must be a multiple of the source's patch"):
         build(f"model.source=hf:{FIXTURES / 'dinov2'}", "model.input_size=20")
+
+
+def _patch_model(toy_h5, tmp_path, *overrides):
+    return _train(
+        toy_h5,
+        tmp_path / "run",
+        f"model.source=hf:{FIXTURES / 'dinov2'}",
+        "model.features=patches",
+        "model.input_size=16",  # a 2x2 grid of 16-wide patches: latent 64
+        "model.predictor_tokens=patch",
+        *overrides,
+    )
+
+
+def test_patch_tokens_attend_within_a_frame_and_causally_across_frames(toy_h5, tmp_path):
+    from lewm.models.dinowm import PatchPredictor
+
+    model = _patch_model(toy_h5, tmp_path).eval()
+    assert isinstance(model.predictor, PatchPredictor) and model.latent_dim == 64
+    assert (model.predictor.patches, model.predictor.width) == (4, 16)
+    z = torch.randn(2, 3, 64, generator=torch.Generator().manual_seed(1))
+    a = torch.randn(2, 3, model.action_block_dim, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        base = model.predict(z, model.embed_actions(a))  # (2, 3, 64)
+        later = z.clone()
+        later[:, 2] += 1.0  # the last frame changes: predictions from frames 0-1 must not
+        out = model.predict(later, model.embed_actions(a))
+        torch.testing.assert_close(out[:, :2], base[:, :2])
+        assert (out[:, 2] - base[:, 2]).abs().max() > 1e-3
+        one_patch = z.clone()
+        one_patch[:, 0, :16] += 1.0  # patch 0 of frame 0: every patch of frame 0 sees it
+        out = model.predict(one_patch, model.embed_actions(a)).view(2, 3, 4, 16)
+        moved = (out - base.view(2, 3, 4, 16)).abs().amax(dim=(0, 3))  # (frames, patches)
+        assert (moved > 1e-4).all()
+    assert base.shape == (2, 3, 64) and torch.isfinite(base).all()
+
+
+def test_patch_predictor_rolls_out_plans_saves_and_loads(toy_h5, tmp_path):
+    model = _patch_model(toy_h5, tmp_path).eval()
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(2, 2, 64, generator=g)
+    acts = torch.randn(2, 5, 4, model.action_block_dim, generator=g)
+    hist = torch.randn(2, 1, model.action_block_dim, generator=g)
+    with torch.no_grad():
+        out = model.rollout(z, acts, hist)
+        # by hand: the window grows, then slides; each step feeds back its prediction
+        seq = z[:, None].expand(2, 5, 2, 64).reshape(10, 2, 64)
+        blocks = torch.cat([hist[:, None].expand(2, 5, 1, -1), acts], 2).reshape(10, 5, -1)
+        emb = model.embed_actions(blocks)
+        for _ in range(4):
+            n = seq.shape[1]
+            lo = max(0, n - model.history)
+            nxt = model.predict(seq[:, lo:], emb[:, lo:n])[:, -1]
+            seq = torch.cat([seq, nxt[:, None]], 1)
+        torch.testing.assert_close(out, seq[:, 2:].reshape(2, 5, 4, 64))
+        again = load(tmp_path / "run").eval()
+        torch.testing.assert_close(again.rollout(z, acts, hist), out)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.predictor_tokens=pixel"], "model.predictor_tokens must be one of"),
+        (["model.predictor_tokens=patch"], "needs model.features=patches"),
+    ],
+)
+def test_patch_tokens_need_patch_features(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        preset("tiny", ["model.kind=dinowm", *overrides])

@@ -12,10 +12,16 @@ The encoder (``model.source``) is one of
 
 Features (``model.features``): ``cls`` (the [CLS] token, or a CNN's / a lewm model's vector),
 ``mean`` (the mean patch token) or ``patches`` (the patch tokens, average-pooled by
-``model.patch_pool`` and concatenated per frame: the predictor attends over time, each frame one
-token; DINO-WM's own predictor attends over patches and time, which this does not reproduce).
-``model.latent_dim`` is set from the features. The predictor, action encoder and predictor head
-are LeWM's; the loss is the next-feature MSE alone (a frozen encoder cannot collapse, so no
+``model.patch_pool`` and concatenated per frame). ``model.latent_dim`` is set from the features.
+
+The predictor (``model.predictor_tokens``): ``frame`` (default) is LeWM's — action encoder,
+AdaLN predictor with one token per frame, predictor head; ``patch`` is DINO-WM's layout
+(:class:`PatchPredictor`, ``features=patches`` only): one token per patch of every frame in the
+window, the frame's action embedding concatenated to each of its patches, attention that is
+causal across frames and full within a frame, and each output token predicting the same patch of
+the next frame (no head). Either way the latent of a frame is its features flattened, so
+planning costs, probes and the rest of lewm see one vector per frame. The loss is the
+next-feature MSE alone (a frozen encoder cannot collapse, so no
 SIGReg: ``train.sigreg_weight`` is not used). The encoder's weights are saved in the checkpoint
 and its architecture in ``model.source_config``, so a saved model loads without the source.
 Registered as world-model kind ``"dinowm"`` (``lewm/models/__init__.py``).
@@ -36,11 +42,12 @@ from lewm.models.base import WorldModelBase
 from lewm.models.checkpoint import CheckpointError
 from lewm.models.encoders import EncoderConfig, build_encoder
 from lewm.models.lewm import LeWM, LeWMConfig
-from lewm.models.predictor import ActionEncoder, Predictor, PredictorConfig, Projector
+from lewm.models.predictor import _MLP, ActionEncoder, Predictor, PredictorConfig, Projector
 from lewm.utils.config import ConfigError, check, to_dict
 
 FEATURES = ("cls", "mean", "patches")
 FEATURE_NORMS = ("none", "layer")
+PREDICTOR_TOKENS = ("frame", "patch")
 SOURCES = ("random", "hf:FOLDER", "lewm:CHECKPOINT")
 
 
@@ -58,6 +65,9 @@ class DinoWMConfig(LeWMConfig):
     # features standardised over their dimensions, no learned scale: puts an encoder whose
     # features are tiny, e.g. a random one, on the predictor's scale)
     feature_norm: str = "none"
+    # "frame" (LeWM's predictor: one token per frame) or "patch" (DINO-WM's: one token per patch,
+    # frame-causal attention; needs features=patches)
+    predictor_tokens: str = "frame"
     # written when the model is built: the source's architecture (and, for hf, its input
     # normalisation), so that a saved model is rebuilt without the source folder
     source_config: dict | None = None
@@ -82,6 +92,15 @@ class DinoWMConfig(LeWMConfig):
             self.feature_norm in FEATURE_NORMS,
             f"model.feature_norm must be one of {FEATURE_NORMS}, got {self.feature_norm!r}",
         )
+        check(
+            self.predictor_tokens in PREDICTOR_TOKENS,
+            f"model.predictor_tokens must be one of {PREDICTOR_TOKENS}, got "
+            f"{self.predictor_tokens!r}",
+        )
+        check(
+            self.predictor_tokens == "frame" or self.features == "patches",
+            "model.predictor_tokens=patch needs model.features=patches (one token per patch)",
+        )
         check(self.patch_pool >= 1, f"model.patch_pool must be >= 1, got {self.patch_pool}")
         check(
             self.input_size == 0 or self.input_size >= 8,
@@ -103,6 +122,7 @@ class FrozenEncoder(nn.Module):
         where = str(Path(where).expanduser()) if where else where
         self.kind, self.features, self.pool = kind, cfg.features, cfg.patch_pool
         self.norm = cfg.feature_norm
+        self.patch_width, self.num_patches = 0, 1  # features=patches: W per patch, P patches
         # building from the source reads its weights and records its architecture in the
         # config; loading a saved model (source_config recorded) needs neither, and neither does
         # a build on the meta device (lewm sizes a model there first: shapes only)
@@ -136,6 +156,8 @@ class FrozenEncoder(nn.Module):
             )
             W = hcfg.hidden_size
             self.out_dim = W * (grid // self.pool) ** 2 if self.features == "patches" else W
+            if self.features == "patches":
+                self.patch_width, self.num_patches = W, (grid // self.pool) ** 2
             recorded = hcfg.to_dict()
         else:  # lewm
             self.net = _lewm_encoder(where, cfg.source_config, load_weights)
@@ -236,11 +258,19 @@ class DinoWM(LeWM):
         D = int(self.encoder.out_dim)
         config.latent_dim = D  # set from the features
         self.projector = nn.Identity()
-        self.action_encoder = ActionEncoder(
-            config.action_block_dim, config.action_smooth_dim, config.action_hidden, D
-        )
-        self.predictor = Predictor(D, config.predictor)
-        self.pred_projector = Projector(D, config.projector_hidden, D)
+        if config.predictor_tokens == "patch":
+            W, P = self.encoder.patch_width, self.encoder.num_patches
+            self.action_encoder = ActionEncoder(
+                config.action_block_dim, config.action_smooth_dim, config.action_hidden, W
+            )  # one W-wide embedding per block, concatenated to each patch of its frame
+            self.predictor = PatchPredictor(W, P, W, config.predictor)
+            self.pred_projector = nn.Identity()
+        else:
+            self.action_encoder = ActionEncoder(
+                config.action_block_dim, config.action_smooth_dim, config.action_hidden, D
+            )
+            self.predictor = Predictor(D, config.predictor)
+            self.pred_projector = Projector(D, config.projector_hidden, D)
 
     @property
     def image_size(self) -> int:
@@ -249,6 +279,74 @@ class DinoWM(LeWM):
     def encoder_features(self, pixels: Tensor) -> Tensor:
         """pixels (N, h, w, 3) uint8 -> the frozen encoder's features (N, F) (the latent)."""
         return self.encoder(pixels)
+
+    def rollout(self, z_context, actions, history_actions=None, *, fast=True):  # noqa: ANN001
+        """LeWM's rollout; the patch predictor has no key/value cache, so it re-runs its window
+        at every step (:meth:`LeWM.rollout_reference`)."""
+        if isinstance(self.predictor, PatchPredictor):
+            return self.rollout_reference(z_context, actions, history_actions)
+        return super().rollout(z_context, actions, history_actions, fast=fast)
+
+
+class _PatchBlock(nn.Module):
+    """Pre-norm self-attention (a boolean mask: True where a query may look) and MLP."""
+
+    def __init__(self, dim: int, cfg: PredictorConfig) -> None:
+        super().__init__()
+        self.heads, self.head_dim, self.dropout = cfg.heads, cfg.head_dim, cfg.dropout
+        inner = cfg.heads * cfg.head_dim
+        self.norm = nn.LayerNorm(dim)
+        self.to_qkv = nn.Linear(dim, 3 * inner, bias=False)
+        self.to_out = nn.Linear(inner, dim)
+        self.mlp = _MLP(dim, cfg)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        N, L, _ = x.shape
+        drop = self.dropout if self.training else 0.0
+        q, k, v = self.to_qkv(self.norm(x)).view(N, L, 3, self.heads, self.head_dim).unbind(2)
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask, dropout_p=drop
+        )  # (N, heads, L, hd)
+        out = F.dropout(self.to_out(out.transpose(1, 2).reshape(N, L, -1)), drop, self.training)
+        x = x + out
+        return x + self.mlp(x)
+
+
+class PatchPredictor(nn.Module):
+    """DINO-WM's predictor layout over a window of at most ``history`` frames of P patch
+    features each (our implementation; sizes from ``model.predictor``).
+
+    Frame t's action embedding is concatenated to each of its P patches, projected to the
+    transformer's width (heads x head_dim), and given a learned time and patch position. A patch
+    of frame t attends to every patch of frames <= t. Output token (t, p) predicts patch p of
+    frame t + 1 (a linear read-out to the feature width W).
+    """
+
+    def __init__(self, width: int, patches: int, action_dim: int, cfg: PredictorConfig) -> None:
+        super().__init__()
+        E = cfg.heads * cfg.head_dim
+        self.history, self.patches, self.width = cfg.history, patches, width
+        self.inp = nn.Linear(width + action_dim, E)
+        self.time_pos = nn.Parameter(torch.randn(1, cfg.history, 1, E) * 0.02)
+        self.patch_pos = nn.Parameter(torch.randn(1, 1, patches, E) * 0.02)
+        self.blocks = nn.ModuleList(_PatchBlock(E, cfg) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(E)
+        self.out = nn.Linear(E, width)
+
+    def forward(self, z: Tensor, c: Tensor) -> Tensor:
+        """z (N, T, P*W) flattened patch features, c (N, T, A) action embeddings, T <= history.
+        Returns (N, T, P*W): token t predicts frame t + 1's patches."""
+        N, T, _ = z.shape
+        if T > self.history:
+            raise ValueError(f"predictor window holds at most {self.history} frames, got {T}")
+        P, W = self.patches, self.width
+        x = torch.cat([z.view(N, T, P, W), c[:, :, None].expand(N, T, P, c.shape[-1])], -1)
+        x = (self.inp(x) + self.time_pos[:, :T] + self.patch_pos).reshape(N, T * P, -1)
+        frame = torch.arange(T, device=z.device).repeat_interleave(P)  # (T*P,)
+        mask = frame[:, None] >= frame[None, :]  # query's frame >= key's frame
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.out(self.norm(x)).reshape(N, T, P * W)
 
 
 def build_objective(config: DinoWMConfig, train: Any, distributed: bool = False) -> LeWMObjective:
@@ -273,4 +371,13 @@ def tiny_config() -> DinoWMConfig:
     )
 
 
-__all__ = ["DinoWM", "DinoWMConfig", "FEATURES", "FrozenEncoder", "build_objective", "tiny_config"]
+__all__ = [
+    "DinoWM",
+    "DinoWMConfig",
+    "FEATURES",
+    "FrozenEncoder",
+    "PREDICTOR_TOKENS",
+    "PatchPredictor",
+    "build_objective",
+    "tiny_config",
+]

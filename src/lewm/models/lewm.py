@@ -207,7 +207,7 @@ class LeWM(WorldModelBase):
         if C > 1:
             hist = history_actions[:, None].expand(B, S, C - 1, Ab)
             actions = torch.cat([hist, actions], dim=2)  # (B, S, C-1+H, Ab)
-        a_emb = self.embed_actions(actions).reshape(B * S, C - 1 + H, D)  # (B*S, C-1+H, D)
+        a_emb = self.embed_actions(actions).reshape(B * S, C - 1 + H, -1)  # (B*S, C-1+H, D)
         seq = z_context[:, None].expand(B, S, C, D).reshape(B * S, C, D)  # (B*S, C, D)
         # rows are independent: chunks keep activations cache-sized (~30 % faster on CPU)
         chunk = self.rollout_chunk or B * S

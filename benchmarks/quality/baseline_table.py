@@ -42,7 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lewm.config import ABLATIONS, preset
+from lewm.models import load
 from lewm.utils.config import to_dict
+from lewm.utils.io import write_json
 
 
 @dataclass(frozen=True)
@@ -153,12 +155,6 @@ def run_logged(args: list[str], log: Path, threads: int | None) -> float:
     return time.perf_counter() - t0
 
 
-def write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)
-
-
 class Table:
     def __init__(self, a: argparse.Namespace):
         self.a = a
@@ -231,7 +227,7 @@ class Table:
                  str(d / f"{name}.h5"), "--overwrite", "--no-progress", *extra],
                 d / f"collect_{name}.log", None,
             )  # fmt: skip
-        write_json_atomic(done, {"episodes": [n_train, n_held], "seconds": secs})
+        write_json(done, {"episodes": [n_train, n_held], "seconds": secs})
 
     def eval_args(self, seed: int) -> list[str]:
         d = self.seed_dir(seed)
@@ -265,19 +261,15 @@ class Table:
              "--preset", self.recipe.preset, "--overwrite", "--no-progress", *ov],
             rd / "train.log", self.threads,
         )  # fmt: skip
-        info = subprocess.run(
-            [sys.executable, "-m", "lewm.cli.main", "info", str(rd / "run")],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
         last: dict = {}
         for line in (rd / "run" / "metrics.jsonl").read_text().splitlines():
             m = json.loads(line)
             last.update({k: v for k, v in m.items() if k.startswith(("val/", "train/"))})
             last["step"] = m.get("step", last.get("step"))
-        write_json_atomic(
+        write_json(
             done,
             {"overrides": ov, "seconds": secs, "threads": self.threads or os.cpu_count(),
-             "parameters": json.loads(info)["parameters"], "last": last},
+             "parameters": load(rd / "run").param_counts(), "last": last},
         )  # fmt: skip
 
     def evaluate(self, seed: int, row: str) -> None:
@@ -384,12 +376,12 @@ class Table:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row, r in res["rows"].items():
             ss = r["seeds"]
-            pk = "dinowm" if row.startswith("dinowm") else row.split("/")[0]
-            p = paper.get(pk, "—") if ("/" not in row) else "—"
             if row == "dinowm-hf":
                 p = paper.get("dinowm", "—")
             elif row.startswith("dinowm"):
                 p = "— (other encoder)"
+            else:
+                p = paper.get(row, "—")  # lewm, pldm; the ablations (lewm/...) have none
             ov = " ".join(f"`{o}`" for o in r["overrides"]) or "the preset"
             if r["same_as"]:
                 ov += f" (= `{r['same_as']}`)"
@@ -454,7 +446,7 @@ def main() -> None:
         say(f"done in {(time.perf_counter() - t0) / 60:.1f} min")
     res = t.collect_results()
     md = t.markdown(res)
-    write_json_atomic(t.out / "table.json", res)
+    write_json(t.out / "table.json", res)
     (t.out / "table.md").write_text(md)
     print(md)
 

@@ -108,26 +108,29 @@ def _results(
             running.append(pool.submit(fn, job))
             return
 
-    for _ in range(window):
-        submit()
-    index = 0
-    while running:
-        future = running.popleft()
-        try:
-            result = future.result()
-        except BrokenProcessPool:
-            raise ChildProcessError(
-                f"a collection worker process died unexpectedly (killed by a signal, out of "
-                f"memory, or a crash in native code) after {index} job(s) had finished; the "
-                f"collection stopped and wrote no file (an existing file is left as it was)"
-            ) from None
-        except Exception as e:
-            if hasattr(e, "add_note"):  # Python >= 3.11
-                e.add_note(f"(raised in a collection worker process, job {index})")
-            raise
-        submit()  # before handing the result over: the workers keep busy while it is written
-        index += 1
-        yield result
+    index = 0  # jobs whose result came back
+    try:
+        for _ in range(window):
+            submit()
+        while running:
+            future = running.popleft()
+            try:
+                result = future.result()
+            except Exception as e:
+                if not isinstance(e, BrokenProcessPool) and hasattr(e, "add_note"):
+                    e.add_note(f"(raised in a collection worker process, job {index})")
+                raise
+            index += 1
+            submit()  # before handing the result over: the workers keep busy while it is written
+            yield result
+    except BrokenProcessPool:
+        # from a result, or from a submit after a worker died between two results (a race:
+        # the pool can break once the last result is already in)
+        raise ChildProcessError(
+            f"a collection worker process died unexpectedly (killed by a signal, out of "
+            f"memory, or a crash in native code) after {index} job(s) had finished; the "
+            f"collection stopped and wrote no file (an existing file is left as it was)"
+        ) from None
 
 
 @contextmanager

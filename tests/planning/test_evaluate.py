@@ -3,6 +3,7 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from toys import tiny_tworoom_run
 
 from lewm.cli.main import main
@@ -55,6 +56,26 @@ def test_path_cost_reaches_the_planner_and_the_record(tworoom_run, tmp_path):
     res = evaluate(model, "tworoom", tworoom_run / "tr.h5", _small(cost="path"), out_dir=tmp_path)
     assert len(res.successes) == 4
     assert json.loads((tmp_path / "eval.json").read_text())["settings"]["cost"] == "path"
+
+
+def test_bounded_search_gives_the_planner_the_env_box_in_normalised_units(tworoom_run):
+    from lewm.planning.evaluate import _build_controller, eval_folder_name
+
+    model = LeWM.from_pretrained(tworoom_run / "run")
+    lo, hi = np.array([-1.0, -0.5]), np.array([1.0, 0.25])
+    assert _build_controller(model, _small(), lo, hi, "cpu").planner.action_box is None
+    box = _build_controller(model, _small(bounded_search=True), lo, hi, "cpu").planner.action_box
+    norm = model.action_normalizer()
+    f = model.frameskip
+    for got, raw in zip(box, (lo, hi), strict=True):
+        assert got.shape == (f * 2,)
+        want = norm.normalize("action", torch.tensor(raw, dtype=torch.float32)[None])[0]
+        torch.testing.assert_close(got, want.repeat(f))  # one step's box per step of the block
+    data = tworoom_run / "tr.h5"
+    on = _small(bounded_search=True)
+    assert eval_folder_name("tworoom", _small(), data) != eval_folder_name("tworoom", on, data)
+    with pytest.raises(ConfigError, match="bounded_search must be true or false"):
+        EvalConfig(bounded_search="yes")
 
 
 def test_random_policy_and_budget_accounting(tworoom_run):

@@ -68,6 +68,47 @@ def test_planner_takes_already_encoded_context_latents():
         planner.plan_from_goal_latents(None, z_goal, z_context=z_ctx[:, 0])
 
 
+class _BoxSpy(PointModel):
+    """A point model that records the largest |action| it was asked to roll out."""
+
+    def __init__(self, frameskip: int) -> None:
+        super().__init__(frameskip)
+        self.largest = 0.0
+
+    def rollout(self, z_context, actions, history_actions=None):
+        self.largest = max(self.largest, float(actions.abs().max()))
+        return super().rollout(z_context, actions, history_actions)
+
+
+def test_planner_action_box_keeps_the_search_inside_the_bounds():
+    # the goal is 10 px away along each axis and a plan has 2 blocks x 2 steps: unbounded, CEM
+    # reaches it with steps of 2.5; inside the box [-1, 1] the best the env can do is 4 px
+    start, goal = np.array([[2.0, 2.0]]), np.array([[12.0, 12.0]])
+    obs = torch.from_numpy(np.stack([render(p) for p in start]))[:, None]
+    goal_px = torch.from_numpy(np.stack([render(p) for p in goal]))
+    free_model, boxed_model = _BoxSpy(2), _BoxSpy(2)
+    free = Planner(free_model, CEM(CEMConfig(init_std=3.0)), horizon=2, receding=2)
+    res = free.plan(obs, goal_px, None, generator=torch.Generator().manual_seed(0))
+    assert free_model.largest > 2.0 and res.cost.item() < 1.0  # promised: the goal reached
+    boxed = Planner(
+        boxed_model,
+        CEM(CEMConfig(init_std=3.0)),
+        horizon=2,
+        receding=2,
+        action_box=(-torch.ones(4), torch.ones(4)),
+    )
+    res = boxed.plan(obs, goal_px, None, generator=torch.Generator().manual_seed(0))
+    assert boxed_model.largest <= 1.0  # the model never scored an action outside the box
+    assert res.actions.abs().max() <= 1.0
+    # every step pushes to the corner, and the cost is that of the executable plan: 6 px short
+    torch.testing.assert_close(res.actions, torch.ones(1, 2, 4), atol=0.05, rtol=0)
+    torch.testing.assert_close(res.cost, torch.tensor([72.0]), atol=1.0, rtol=0)
+    with pytest.raises(ValueError, match="action_block_dim=4"):
+        Planner(PointModel(2), SpySolver(), action_box=(torch.zeros(2), torch.ones(2)))
+    with pytest.raises(ValueError, match="low <= high"):
+        Planner(PointModel(2), SpySolver(), action_box=(torch.ones(4), torch.zeros(4)))
+
+
 def test_planner_validates_inputs():
     with pytest.raises(ValueError, match="receding.*6"):
         Planner(NullModel(1, 2), SpySolver(), horizon=5, receding=6)

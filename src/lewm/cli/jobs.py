@@ -141,6 +141,7 @@ EVAL_FLAGS = {
     "solver": "eval.solver.kind",
     "proposal": "eval.proposal",
     "exclude_solved": "eval.exclude_solved",
+    "bounded_search": "eval.bounded_search",
 }
 # options every solver understands, possibly under its own name (GradientConfig.ALIASES)
 SOLVER_FLAGS = {"samples": "num_samples", "elites": "num_elites", "iterations": "iterations"}
@@ -514,6 +515,14 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
         help=alias(
             "exclude_solved: leave out tasks whose start already passes the success test "
             "(default: false; true for cube); their count is reported either way"
+        ),
+    )
+    p.add_argument(
+        "--bounded-search",
+        choices=["true", "false"],
+        help=alias(
+            "bounded_search: clamp every candidate to the environment's action bounds before the "
+            "model scores it (default: false, the reference, which scores unclipped actions)"
         ),
     )
     p.add_argument("--seed", type=int, help=alias("seed (42)"))

@@ -42,6 +42,10 @@ class EvalConfig:
     # drop tasks whose start already passes the env's success test against the goal (the count
     # in the paper's draw is reported either way as solved_at_start); on in the Cube presets
     exclude_solved: bool = False
+    # search inside the environment's action box: candidates are clamped to its bounds before the
+    # model scores them (the environment clips what it executes anyway). False is the reference,
+    # which scores unclipped actions, outside the range of the training data, and then clips.
+    bounded_search: bool = False
 
     def uses_policy(self) -> bool:
         """Whether planning needs the checkpoint's trained policy (as proposal or as solver)."""
@@ -74,6 +78,10 @@ class EvalConfig:
         check(
             isinstance(self.exclude_solved, bool),
             f"eval.exclude_solved must be true or false, got {self.exclude_solved!r}",
+        )
+        check(
+            isinstance(self.bounded_search, bool),
+            f"eval.bounded_search must be true or false, got {self.bounded_search!r}",
         )
         check(self.cost in COSTS, f"eval.cost must be one of {COSTS}, got {self.cost!r}")
         check(

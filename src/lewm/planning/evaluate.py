@@ -217,7 +217,11 @@ def eval_folder_name(
     setting (the env's options among them) and the task file, so runs with other settings never
     share a folder. An env name such as ``gym:ns/Name-v0`` is written ``gym-ns-Name-v0``."""
     settings = {"env": env_name, "data": str(Path(data).resolve()), **to_dict(cfg)}
-    for key, default in (("proposal", "none"), ("exclude_solved", False)):
+    for key, default in (
+        ("proposal", "none"),
+        ("exclude_solved", False),
+        ("bounded_search", False),
+    ):
         if settings.get(key) == default:  # defaults added later: folder names from before stay
             del settings[key]
     if env_options:
@@ -582,6 +586,13 @@ def _build_controller(
     norm = model.action_normalizer()
     options = {k: v for k, v in asdict(cfg.solver).items() if k != "kind"}
     solver = make_solver(cfg.solver.kind, **{**options, "seed": cfg.seed})
+    box = None
+    if cfg.bounded_search:  # the env's box in normalised block units: one step's, frameskip times
+        lo, hi = (
+            norm.normalize("action", torch.as_tensor(np.asarray(b, np.float32)[None]))[0]
+            for b in (low, high)
+        )  # (A,) each
+        box = (lo.repeat(model.frameskip), hi.repeat(model.frameskip))  # (f*A,) each
     planner = Planner(
         model.to(device).eval(),
         solver,
@@ -589,6 +600,7 @@ def _build_controller(
         horizon=cfg.horizon,
         receding=cfg.receding,
         proposal=_on_device(proposal, device),
+        action_box=box,
     )
     return MPCController(
         planner,

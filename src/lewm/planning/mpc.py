@@ -67,6 +67,7 @@ class Planner:
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
         proposal: Proposal | None = None,
+        action_box: tuple[Any, Any] | None = None,
     ) -> None:
         if getattr(solver, "needs_proposal", False) and proposal is None:
             kind = getattr(getattr(solver, "config", None), "kind", type(solver).__name__)
@@ -83,10 +84,32 @@ class Planner:
         self.horizon, self.receding, self.warm_start = horizon, receding, warm_start
         self.device = torch.device(device) if device is not None else model_device(model)
         self.dtype = dtype  # dtype of the searched action blocks
+        self.action_box = self._box(action_box)  # (lo (Ab,), hi (Ab,)) or None
 
     @property
     def action_block_dim(self) -> int:
         return int(self.model.action_block_dim)
+
+    def _box(self, box: tuple[Any, Any] | None) -> tuple[Tensor, Tensor] | None:
+        if box is None:
+            return None
+        Ab = self.action_block_dim
+        lo, hi = (torch.as_tensor(b, dtype=self.dtype, device=self.device).reshape(-1) for b in box)
+        if lo.shape != (Ab,) or hi.shape != (Ab,):
+            raise ValueError(
+                f"action_box must be two vectors of model.action_block_dim={Ab} numbers, got "
+                f"shapes {tuple(lo.shape)} and {tuple(hi.shape)}"
+            )
+        if torch.isnan(lo).any() or torch.isnan(hi).any() or (lo > hi).any():
+            raise ValueError(f"action_box needs low <= high without NaN, got {lo} and {hi}")
+        return lo, hi
+
+    def clamp(self, actions: Tensor) -> Tensor:
+        """Action blocks (..., Ab) clamped into ``action_box`` (unchanged without one)."""
+        if self.action_box is None:
+            return actions
+        lo, hi = self.action_box
+        return torch.maximum(torch.minimum(actions, hi), lo)
 
     def encode_goal(self, goal_pixels: Any) -> Tensor:
         """goal_pixels (B, h, w, 3) uint8 -> goal latents (B, D)."""
@@ -168,9 +191,9 @@ class Planner:
 
             def cost_fn(cand: Tensor) -> Tensor:
                 # cand (B, S, H, Ab) -> predicted (B, S, H, D) -> cost (B, S)
-                return self.objective(self.model.rollout(z_ctx, cand, hist), z_goal)
+                return self.objective(self.model.rollout(z_ctx, self.clamp(cand), hist), z_goal)
 
-            return self.solver.solve(
+            result = self.solver.solve(
                 cost_fn,
                 B,
                 self.horizon,
@@ -180,6 +203,9 @@ class Planner:
                 device=self.device,
                 dtype=self.dtype,
             )
+            if self.action_box is not None:  # its cost was already scored on the clamped plan
+                result.actions = self.clamp(result.actions)
+            return result
 
 
 class MPCController:

@@ -102,7 +102,7 @@ def test_eval_flags_and_overrides_are_checked(capsys):
 def test_presets_and_config_commands(capsys):
     assert main(["presets"]) == 0
     listed = capsys.readouterr().out
-    for name in ("paper", "cpu", "tiny", "tworoom-cpu", "pusht-cpu"):
+    for name in ("paper", "cpu", "tiny", "tworoom-cpu", "pusht-cpu", "reacher-cpu", "cube-cpu"):
         assert f"\n{name} " in "\n" + listed
     assert main(["config", "--preset", "pusht-cpu", "train.lr=3e-4"]) == 0
     tree = json.loads(capsys.readouterr().out)
@@ -123,6 +123,24 @@ def test_eval_cost_option_reaches_the_config():
     assert cfg.cost == "path"
     with pytest.raises(SystemExit):  # argparse rejects an unknown mode before any work
         parse(["eval", "run", "--cost", "final"])
+
+
+def test_reacher_preset_plans_with_our_planner_and_flags_still_win():
+    from dataclasses import asdict
+
+    from lewm.cli.jobs import eval_config_from_args
+    from lewm.cli.main import build_parser
+
+    parse = build_parser().parse_args
+    flags = ["--solver", "icem", "--context", "3", "--cost", "path"]
+    by_preset = eval_config_from_args(parse(["eval", "run", "--preset", "reacher-cpu"]))
+    by_flags = eval_config_from_args(parse(["eval", "run", *flags]))
+    assert asdict(by_preset) == asdict(by_flags)  # the same settings, so the same evaluation
+    assert by_preset.solver.num_samples == 300 and by_preset.solver.iterations == 30
+    paper = eval_config_from_args(
+        parse(["eval", "run", "--preset", "reacher-cpu", "--solver", "cem"])
+    )
+    assert paper.solver.kind == "cem" and paper.context == 3  # a flag overrides the preset
 
 
 def test_demo_overwrite_deletes_only_a_demo_folder(tmp_path, capsys):

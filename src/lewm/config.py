@@ -165,7 +165,8 @@ PRESETS: dict[str, Preset] = {
             "train.val_every=500",
             "train.ckpt_every=500",
             # our planner, not the paper's (CEM, one frame, terminal cost: 53 % over 3 seeds):
-            # iCEM at the same 300 x 30 budget, the model's 3 frames, the path cost (79 %)
+            # iCEM at the same 300 x 30 budget, the model's 3 frames, the path cost (79 %; both
+            # measured on session-8 models, trained before train.precise_bn_clips existed)
             "eval.solver.kind=icem",
             "eval.context=3",
             "eval.cost=path",

@@ -27,6 +27,16 @@ def _load(path: str) -> dict:
         sys.exit(f"paired_success: cannot read {p}: {e}")
 
 
+def paired_difference(a: list[bool], b: list[bool]) -> tuple[float, float]:
+    """Mean of the per-task differences b - a and the half-width of its normal 95 % interval
+    (0 for a single task)."""
+    d = [int(y) - int(x) for x, y in zip(a, b, strict=True)]
+    n = len(d)
+    mean = sum(d) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in d) / (n - 1)) if n > 1 else 0.0
+    return mean, 1.96 * sd / math.sqrt(n)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("evals", nargs="+", help="A1 B1 [A2 B2 ...]: evaluation folders or files")
@@ -48,10 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     n = len(a_all)
     if n < 2:
         sys.exit("paired_success: need at least 2 tasks")
-    d = [int(y) - int(x) for x, y in zip(a_all, b_all, strict=True)]
-    mean = sum(d) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in d) / (n - 1))
-    half = 1.96 * sd / math.sqrt(n)
+    mean, half = paired_difference(a_all, b_all)
     both = sum(x and y for x, y in zip(a_all, b_all, strict=True))
     print(
         json.dumps(

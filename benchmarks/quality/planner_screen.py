@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shlex
 import subprocess
@@ -28,21 +27,14 @@ import sys
 import time
 from pathlib import Path
 
+from paired_success import paired_difference  # this folder: sys.path[0]
+
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
     name, sep, args = text.partition("=")
     if not sep or not name or "/" in name or name.startswith("."):
         raise argparse.ArgumentTypeError(f"a variant is NAME=ARGS with a plain NAME, got {text!r}")
     return name, shlex.split(args)
-
-
-def paired(a: list[bool], b: list[bool]) -> tuple[float, float]:
-    """Mean of the per-task differences b - a and the half-width of its normal 95 % interval."""
-    d = [int(y) - int(x) for x, y in zip(a, b, strict=True)]
-    n = len(d)
-    mean = sum(d) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in d) / (n - 1)) if n > 1 else 0.0
-    return mean, 1.96 * sd / math.sqrt(n)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         secs = [ev.get("plan_seconds_mean") for ev in evs]  # None for the random policy
         a = [bool(s) for ev in results[control] for s in ev["successes"]]
         b = [bool(s) for ev in evs for s in ev["successes"]]
-        diff, half = paired(a, b)
+        diff, half = paired_difference(a, b)
         rows.append(
             {
                 "variant": name,

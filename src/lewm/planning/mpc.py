@@ -108,8 +108,7 @@ class Planner:
         """Action blocks (..., Ab) clamped into ``action_box`` (unchanged without one)."""
         if self.action_box is None:
             return actions
-        lo, hi = self.action_box
-        return torch.maximum(torch.minimum(actions, hi), lo)
+        return actions.clamp(*self.action_box)
 
     def encode_goal(self, goal_pixels: Any) -> Tensor:
         """goal_pixels (B, h, w, 3) uint8 -> goal latents (B, D)."""
@@ -203,8 +202,7 @@ class Planner:
                 device=self.device,
                 dtype=self.dtype,
             )
-            if self.action_box is not None:  # its cost was already scored on the clamped plan
-                result.actions = self.clamp(result.actions)
+            result.actions = self.clamp(result.actions)  # its cost was scored on the clamped plan
             return result
 
 

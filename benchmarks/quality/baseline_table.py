@@ -12,7 +12,8 @@ For each seed s: collect a training file (seed s) and a separate held-out file (
 of the environment; then, for each row, train the env's preset with the row's overrides and
 `train.seed=s` (the same data, batch size and step count for every row: an equal *step* budget),
 plan on `--tasks` held-out tasks at the paper's protocol (goal 25 steps ahead, budget 50, CEM
-300 x 30, horizon 5, receding 5, one context frame; the same tasks for every row of a seed), fit
+300 x 30, horizon 5, receding 5, one context frame; the same tasks for every row of a seed; on
+Reacher also with the reacher-cpu preset's planner, a second column), fit
 `lewm probe`'s linear probes on held-out frames, and once per seed run the random policy on the
 same tasks. Every stage writes its own JSON under OUT/seed_s/ROW/ and is skipped when that file
 exists, so an interrupted table resumes where it stopped. `--jobs 2` runs two stages at a time
@@ -56,6 +57,10 @@ class EnvRecipe:
     heldout_args: tuple[str, ...] | None = None  # for the held-out file (None: collect_args)
     train_args: tuple[str, ...] = ()  # extra training overrides on top of the preset
     probe_frames: int = 10_000
+    # the planners every row is evaluated with, (name, extra `lewm eval` arguments on top of the
+    # preset's eval settings); the first is the main column and writes ROW/eval/, the others
+    # ROW/eval_<name>/ (the same held-out tasks: online tasks do not depend on the planner)
+    planners: tuple[tuple[str, tuple[str, ...]], ...] = (("paper protocol", ()),)
     # the paper's Fig. 6 / Table 5 success rates (%), and its linear-probe r where it has them
     paper: dict[str, str] = field(default_factory=dict)
 
@@ -81,11 +86,16 @@ ENVS = {
         },
     ),
     "reacher": EnvRecipe(
-        "cpu",
+        "reacher-cpu",
         1000,
         100,
         collect_args=("--policy-kind", "pd", "--workers", "2"),
-        train_args=("train.steps=8000",),
+        planners=(
+            # the paper's planner: CEM 300 x 30 on one frame, terminal cost
+            ("paper planner", ("--solver", "cem", "--context", "1", "--cost", "terminal")),
+            # the preset's: iCEM at the same budget, 3 frames, path cost (issue 18)
+            ("reacher-cpu planner", ()),
+        ),
         paper={"lewm": "86", "pldm": "78", "dinowm": "79 (DINOv2)", "random": "10"},
     ),
     "cube": EnvRecipe(
@@ -121,7 +131,7 @@ DEFAULT_ROWS = [
 ]
 # a smoke run: every stage on a few episodes, a few steps, a cheap planner
 SMOKE_TRAIN = ("train.steps=6", "train.batch_size=8", "train.val_every=0", "train.ckpt_every=6")
-SMOKE_EVAL = ("--episodes", "2", "--samples", "20", "--elites", "4", "--iterations", "2")
+SMOKE_EVAL = ("--episodes", "2", "--samples", "20", "--elites", "6", "--iterations", "2")
 
 _print_lock = threading.Lock()
 
@@ -272,14 +282,22 @@ class Table:
              "parameters": load(rd / "run").param_counts(), "last": last},
         )  # fmt: skip
 
+    def eval_dir(self, rd: Path, k: int) -> Path:
+        """Where planner k's evaluation of the row in RD goes (the first planner's: RD/eval)."""
+        name = self.recipe.planners[k][0]
+        return rd / ("eval" if k == 0 else "eval_" + name.replace(" ", "_").replace("-", "_"))
+
     def evaluate(self, seed: int, row: str) -> None:
         rd = self.row_dir(seed, row)
-        if not (rd / "eval" / "eval.json").exists():
-            say(f"seed {seed}: plan with {row}")
+        for k, (name, extra) in enumerate(self.recipe.planners):
+            ed = self.eval_dir(rd, k)
+            if (ed / "eval.json").exists():
+                continue
+            say(f"seed {seed}: plan with {row} ({name})")
             run_logged(
-                ["eval", str(rd / "run"), *self.eval_args(seed), "--gifs", "0",
-                 "--out", str(rd / "eval"), "--overwrite"],
-                rd / "eval.log", self.threads,
+                ["eval", str(rd / "run"), *self.eval_args(seed), *extra, "--gifs", "0",
+                 "--out", str(ed), "--overwrite"],
+                rd / f"{ed.name}.log", self.threads,
             )  # fmt: skip
         if not (rd / "probe" / "probe.json").exists():
             say(f"seed {seed}: probe {row}")
@@ -331,7 +349,8 @@ class Table:
     # the table ---------------------------------------------------------------------------------
     def collect_results(self) -> dict:
         res: dict = {"env": self.a.env, "preset": self.recipe.preset, "seeds": self.a.seeds,
-                     "train_overrides": self.train_extra, "rows": {}}  # fmt: skip
+                     "train_overrides": self.train_extra, "rows": {},
+                     "planners": {n: list(x) for n, x in self.recipe.planners}}  # fmt: skip
         rand = []
         for s in self.a.seeds:
             f = self.seed_dir(s) / "eval_random" / "eval.json"
@@ -343,13 +362,22 @@ class Table:
             per_seed = []
             for s in self.a.seeds:
                 rd = self.row_dir(s, src)
-                files = [rd / "train.json", rd / "eval" / "eval.json", rd / "probe" / "probe.json"]
+                evals = [
+                    self.eval_dir(rd, k) / "eval.json" for k in range(len(self.recipe.planners))
+                ]
+                files = [rd / "train.json", rd / "probe" / "probe.json", *evals]
                 if not all(f.exists() for f in files):
                     continue
-                tr, ev, pr = (json.loads(f.read_text()) for f in files)
+                tr, pr, *evs = (json.loads(f.read_text()) for f in files)
+                ev = evs[0]
+                names = [n for n, _ in self.recipe.planners]
                 per_seed.append(
                     {"seed": s, "success": ev["success_rate"], "tasks": len(ev["successes"]),
-                     "plan_s": ev["plan_seconds_mean"], "train_s": tr["seconds"],
+                     "plan_s": ev["plan_seconds_mean"],
+                     "by_planner": {n: {"success": e["success_rate"],
+                                        "plan_s": e["plan_seconds_mean"]}
+                                    for n, e in zip(names, evs, strict=True)},
+                     "train_s": tr["seconds"],
                      "threads": tr["threads"], "params": tr["parameters"],
                      "val_pred": tr["last"].get("val/pred_loss"),
                      "z_std": tr["last"].get("val/z_std"), "steps": tr["last"].get("step"),
@@ -370,8 +398,14 @@ class Table:
         quantities = sorted(
             {q for r in res["rows"].values() for s in r["seeds"] for q in s["probe_r"]}
         )
-        head = ["row", "overrides", "seeds", "success % (mean ± std)", "paper %", "train s",
-                "s / plan", "parameters (trainable / total)", "val pred",
+        planners = [n for n, _ in self.recipe.planners]
+        if len(planners) == 1:
+            succ_head, plan_head = ["success % (mean ± std)"], ["s / plan"]
+        else:
+            succ_head = [f"success % ({n})" for n in planners]
+            plan_head = [f"s / plan ({n})" for n in planners]
+        head = ["row", "overrides", "seeds", succ_head[0], "paper %", *succ_head[1:], "train s",
+                *plan_head, "parameters (trainable / total)", "val pred",
                 *[f"probe r: {q}" for q in quantities]]  # fmt: skip
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for row, r in res["rows"].items():
@@ -389,10 +423,11 @@ class Table:
                 lines.append(f"| {row} | {ov} | 0 | not run | {p} |" + " |" * (len(head) - 5))
                 continue
             par = ss[0]["params"]
+            succ = [ms([s["by_planner"][n]["success"] for s in ss], 100) for n in planners]
             cells = [
-                row, ov, str(len(ss)), ms([s["success"] for s in ss], 100), p,
+                row, ov, str(len(ss)), succ[0], p, *succ[1:],
                 ms([s["train_s"] for s in ss], 1, "{:.0f}"),
-                ms([s["plan_s"] for s in ss], 1, "{:.2f}"),
+                *[ms([s["by_planner"][n]["plan_s"] for s in ss], 1, "{:.2f}") for n in planners],
                 f"{par['trainable']:,} / {par['total']:,}",
                 ms([s["val_pred"] for s in ss if s["val_pred"] is not None], 1, "{:.4f}"),
                 *[ms([s["probe_r"][q] for s in ss if q in s["probe_r"]], 1, "{:.3f}")
@@ -415,6 +450,16 @@ class Table:
             f"per run{' and two runs sharing the cores' if self.a.jobs > 1 else ''}. "
             "± is the population std over seeds (the paper's convention).",
         ]
+        if len(planners) > 1:
+            lines.append(
+                "\nPlanners (goal 25 steps ahead, budget 50, 300 x 30 samples, horizon 5, "
+                "receding 5 for all): "
+                + "; ".join(
+                    f"{n}: the preset's eval settings" + (f" with `{' '.join(x)}`" if x else "")
+                    for n, x in self.recipe.planners
+                )
+                + "."
+            )
         return "\n".join(lines) + "\n"
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -93,6 +94,8 @@ ENVS = {
         planners=(
             # the paper's planner: CEM 300 x 30 on one frame, terminal cost
             ("paper planner", ("--solver", "cem", "--context", "1", "--cost", "terminal")),
+            # the paper's solver with the preset's context and cost: what the solver alone adds
+            ("CEM 3 frames path", ("--solver", "cem")),
             # the preset's: iCEM at the same budget, 3 frames, path cost (issue 18)
             ("reacher-cpu planner", ()),
         ),
@@ -285,7 +288,7 @@ class Table:
     def eval_dir(self, rd: Path, k: int) -> Path:
         """Where planner k's evaluation of the row in RD goes (the first planner's: RD/eval)."""
         name = self.recipe.planners[k][0]
-        return rd / ("eval" if k == 0 else "eval_" + name.replace(" ", "_").replace("-", "_"))
+        return rd / ("eval" if k == 0 else "eval_" + re.sub(r"[^a-z0-9]+", "_", name.lower()))
 
     def evaluate(self, seed: int, row: str) -> None:
         rd = self.row_dir(seed, row)
@@ -357,6 +360,11 @@ class Table:
             if f.exists():
                 rand.append(json.loads(f.read_text())["success_rate"])
         res["random"] = rand
+        res["collect_s"] = []  # per seed: the training file + the held-out file, wall seconds
+        for s in self.a.seeds:
+            f = self.seed_dir(s) / "collect.json"
+            if f.exists():
+                res["collect_s"].append(sum(json.loads(f.read_text())["seconds"].values()))
         for row, same in self.rows.items():
             src = same or row
             per_seed = []
@@ -450,6 +458,11 @@ class Table:
             f"per run{' and two runs sharing the cores' if self.a.jobs > 1 else ''}. "
             "± is the population std over seeds (the paper's convention).",
         ]
+        if res["collect_s"]:
+            lines.append(
+                f"\nCollection (training + held-out file, once per seed, before any row): "
+                f"{ms(res['collect_s'], 1, '{:.0f}')} s."
+            )
         if len(planners) > 1:
             lines.append(
                 "\nPlanners (goal 25 steps ahead, budget 50, 300 x 30 samples, horizon 5, "

@@ -6,6 +6,7 @@
 #
 #   SEED=0 OUT=runs/reacher_e2e/s0 bash benchmarks/quality/reacher_e2e.sh
 #   SEED=1 STEPS=8000 CONTEXT=3 SOLVER=icem OUT=runs/reacher_e2e/s1_8k bash ...   # 74.7 % (3 seeds)
+#   SEED=1 CONTEXT=3 SOLVER=icem COST=path OUT=runs/reacher_e2e/s1 bash ...  # the reacher-cpu planner
 #   SMOKE=1 OUT=/tmp/reacher_smoke bash benchmarks/quality/reacher_e2e.sh     # ~30 s
 #
 # Writes $OUT/timeline.txt, the logs, $OUT/run (the model), $OUT/eval{,_random}/eval.json and
@@ -23,6 +24,9 @@ CONTEXT=${CONTEXT:-1}
 # the planner: cem is the paper's; icem at the same budget (300 x 30) finds far cheaper plans on
 # Reacher (docs/results.md, "Reacher from nothing")
 SOLVER=${SOLVER:-cem}
+# the planning cost: terminal (the paper's) or path (the mean distance of every predicted latent
+# to the goal; with CONTEXT=3 SOLVER=icem it is the reacher-cpu preset's planner)
+COST=${COST:-terminal}
 # the data: pd (our noisy joint-space PD controller) or random (the authors' released collection)
 POLICY_KIND=${POLICY_KIND:-pd}
 # held-out tasks from another file (e.g. the PD held-out file, to compare data sources on the
@@ -58,7 +62,7 @@ stamp "train --preset cpu, $STEPS steps"
   "${TRAIN_EXTRA[@]}" > "$OUT/train.log" 2>&1
 stamp "plan ($SOLVER, context $CONTEXT; otherwise the paper's protocol) on held-out tasks"
 "$LEWM" eval "$OUT/run" --env reacher --data "$OUT/heldout.h5" --split all "${EVAL[@]}" \
-  --context "$CONTEXT" --solver "$SOLVER" --out "$OUT/eval" --overwrite --no-progress > "$OUT/eval.log" 2>&1
+  --context "$CONTEXT" --solver "$SOLVER" --cost "$COST" --out "$OUT/eval" --overwrite --no-progress > "$OUT/eval.log" 2>&1
 stamp "random policy on the same tasks"
 "$LEWM" eval "$OUT/run" --env reacher --data "$OUT/heldout.h5" --split all "${EVAL[@]}" \
   --policy random --out "$OUT/eval_random" --overwrite --no-progress > "$OUT/eval_random.log" 2>&1
@@ -74,6 +78,7 @@ summary = {
     "success_rate": plan["success_rate"],
     "context": plan["settings"]["context"],
     "solver": plan["settings"]["solver"]["kind"],
+    "cost": plan["settings"].get("cost"),
     "random_success_rate": rand["success_rate"],
     "plan_seconds_mean": plan.get("plan_seconds_mean"),
     "timeline": (out / "timeline.txt").read_text().splitlines(),

@@ -13,7 +13,8 @@ of the environment; then, for each row, train the env's preset with the row's ov
 `train.seed=s` (the same data, batch size and step count for every row: an equal *step* budget),
 plan on `--tasks` held-out tasks at the paper's protocol (goal 25 steps ahead, budget 50, CEM
 300 x 30, horizon 5, receding 5, one context frame; the same tasks for every row of a seed; on
-Reacher also with the reacher-cpu preset's planner, a second column), fit
+Reacher also with CEM on 3 frames and the path cost, and with the reacher-cpu preset's planner:
+one column each), fit
 `lewm probe`'s linear probes on held-out frames, and once per seed run the random policy on the
 same tasks. Every stage writes its own JSON under OUT/seed_s/ROW/ and is skipped when that file
 exists, so an interrupted table resumes where it stopped. `--jobs 2` runs two stages at a time

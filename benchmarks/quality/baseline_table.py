@@ -355,31 +355,26 @@ class Table:
         res: dict = {"env": self.a.env, "preset": self.recipe.preset, "seeds": self.a.seeds,
                      "train_overrides": self.train_extra, "rows": {},
                      "planners": {n: list(x) for n, x in self.recipe.planners}}  # fmt: skip
-        rand = []
+        res["random"], res["collect_s"] = [], []  # collect_s: training + held-out file, seconds
         for s in self.a.seeds:
             f = self.seed_dir(s) / "eval_random" / "eval.json"
             if f.exists():
-                rand.append(json.loads(f.read_text())["success_rate"])
-        res["random"] = rand
-        res["collect_s"] = []  # per seed: the training file + the held-out file, wall seconds
-        for s in self.a.seeds:
+                res["random"].append(json.loads(f.read_text())["success_rate"])
             f = self.seed_dir(s) / "collect.json"
             if f.exists():
                 res["collect_s"].append(sum(json.loads(f.read_text())["seconds"].values()))
+        names = [n for n, _ in self.recipe.planners]
         for row, same in self.rows.items():
             src = same or row
             per_seed = []
             for s in self.a.seeds:
                 rd = self.row_dir(s, src)
-                evals = [
-                    self.eval_dir(rd, k) / "eval.json" for k in range(len(self.recipe.planners))
-                ]
+                evals = [self.eval_dir(rd, k) / "eval.json" for k in range(len(names))]
                 files = [rd / "train.json", rd / "probe" / "probe.json", *evals]
                 if not all(f.exists() for f in files):
                     continue
                 tr, pr, *evs = (json.loads(f.read_text()) for f in files)
                 ev = evs[0]
-                names = [n for n, _ in self.recipe.planners]
                 per_seed.append(
                     {"seed": s, "success": ev["success_rate"], "tasks": len(ev["successes"]),
                      "plan_s": ev["plan_seconds_mean"],

@@ -4,7 +4,9 @@ whatever the mode, the number of loader processes or the way the episodes are sp
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import signal
 
 import numpy as np
 import pytest
@@ -253,3 +255,37 @@ def test_a_corrupt_frame_read_by_a_worker_is_one_clear_error(tmp_path, toy_h5, c
             tmp_path / "run",
             progress=False,
         )
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="signal masks are POSIX")
+def test_stop_signals_sent_while_the_workers_start_neither_kill_them_nor_get_lost(toy_h5):
+    # `timeout`/Slurm signal the whole process group; a spawned worker needs a second or more
+    # to import torch before it can ignore the signal, and one killed in that window crashed the
+    # trainer before it could write its checkpoint (a CI failure)
+    ds = EpisodeDataset(toy_h5, in_memory=False)
+    clips = ClipSampler(
+        ds, np.arange(ds.num_episodes), 2, 1, Normalizer.fit({"action": ds.column("action")})
+    )
+    batches = EpochBatches(len(clips), 4, 0)
+    got = []
+    old = signal.signal(signal.SIGTERM, lambda *_: got.append("parent"))
+    try:
+        stream = loader.BatchStream(clips, batches, 0, 6, workers=2)
+        try:
+            pids = [w.pid for w in stream._it._workers]
+            assert len(pids) == 2
+            for pid in pids:  # at once: the workers are still importing torch
+                os.kill(pid, signal.SIGTERM)
+            steps = [next(stream) for _ in range(6)]  # a killed worker would raise here
+        finally:
+            stream.close()
+        assert all(p.shape[0] == 4 for p, _ in steps)
+        # the block covers the parent too, only while it starts the workers: a SIGTERM sent
+        # then reaches the parent's handler when the workers exist
+        with loader._stop_signals_blocked():
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert got == []
+        assert got == ["parent"]
+        assert not signal.pthread_sigmask(signal.SIG_BLOCK, []) & {signal.SIGTERM, signal.SIGINT}
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from torch.nn.modules.module import register_module_module_registration_hook
 
 from lewm.data.normalize import Normalizer
 from lewm.models import CheckpointError, LeWM, load
 from lewm.models import checkpoint as ckpt_mod
 from lewm.models.checkpoint import load_weights, read_config
 from lewm.models.lewm import tiny_config
+from lewm.models.registry import MODELS
 
 
 @pytest.fixture
@@ -257,3 +259,23 @@ def test_garbage_weights_are_a_checkpoint_error(saved):
     (path / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
     with pytest.raises(CheckpointError, match="cannot read .*model.safetensors"):
         load(path)
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_every_registered_model_stays_far_under_the_module_limit(kind):
+    # the limit refusing a corrupt depth is 8 modules per tensor in the weight file: a real
+    # model must build fewer (every kind builds about one module per tensor)
+    registered = 0
+
+    def count(*_):
+        nonlocal registered
+        registered += 1
+
+    handle = register_module_module_registration_hook(count)
+    try:
+        with torch.device("meta"):
+            model = MODELS[kind].model(MODELS[kind].config())
+    finally:
+        handle.remove()
+    tensors = len(model.state_dict())
+    assert registered <= 2 * tensors, (kind, registered, tensors)

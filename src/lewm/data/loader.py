@@ -15,6 +15,7 @@ torchrun each rank's workers read only that rank's share of every batch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import resource
@@ -173,13 +174,44 @@ class _WorkerBatches(_StepBatches):
             return _Failed(e)
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _worker_init(_: int) -> None:
     # Ctrl-C reaches the whole process group, and so does SIGTERM from `timeout`, Slurm's
     # preemption or `kill -- -PGID`: the trainer handles it (finishes the step, writes a
     # checkpoint) and then stops the workers itself. A worker killed by it would instead crash
     # the trainer before its checkpoint; a worker whose trainer is gone exits on its own.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    # the workers start with these signals blocked (see _stop_signals_blocked): one that came
+    # while this interpreter was still importing torch is pending, and is dropped here
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
+@contextlib.contextmanager
+def _stop_signals_blocked() -> Iterator[None]:
+    """Block SIGINT/SIGTERM in this thread while the loader processes are started.
+
+    A spawned worker takes a second or more to import torch before ``_worker_init`` can ignore
+    the stop signals; a group-wide SIGTERM in that window killed it and crashed the trainer
+    before its checkpoint. The signal mask is inherited through fork and exec, so the workers
+    start with the signals blocked; here they stay pending and reach the trainer's handler as
+    soon as the workers exist (none is lost)."""
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX
+        yield
+        return
+    # multiprocessing starts its resource tracker with the first worker and unblocks these two
+    # signals when it has: start it first, so that it does not undo the block below
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class BatchStream:
@@ -216,7 +248,8 @@ class BatchStream:
             # (dropout masks), or a streamed run would train differently
             generator=torch.Generator().manual_seed(0),
         )
-        self._it = iter(loader)
+        with _stop_signals_blocked():
+            self._it = iter(loader)
 
     def __iter__(self) -> BatchStream:
         return self

@@ -18,11 +18,14 @@ def _write(path: Path, obj: dict) -> None:
     path.write_text(json.dumps(obj))
 
 
-def _fake_row(rd: Path, rates: dict[str, float], plan_s: dict[str, float]) -> None:
+def _fake_row(
+    rd: Path, rates: dict[str, float], plan_s: dict[str, float], concurrent: int | None = None
+) -> None:
     _write(
         rd / "train.json",
         {"seconds": 700.0, "threads": 2, "parameters": {"trainable": 10, "total": 12},
-         "last": {"val/pred_loss": 0.02, "step": 3000}},
+         "last": {"val/pred_loss": 0.02, "step": 3000},
+         **({"concurrent_runs": concurrent} if concurrent else {})},
     )  # fmt: skip
     _write(rd / "probe" / "probe.json", {"trained": {"joints": {"linear": {"r": 0.9}}}})
     for d, rate in rates.items():
@@ -72,3 +75,19 @@ def test_one_column_per_planner_each_from_its_own_evaluation(tmp_path):
     assert "paper planner: the preset's eval settings with `--solver cem --context 1" in "\n".join(
         md
     )
+    # trained one at a time (the records say so), though the table is drawn with --jobs 2
+    assert "thread(s) per run. " in "\n".join(md) and "sharing" not in "\n".join(md)
+
+
+def test_the_note_on_shared_cores_comes_from_how_each_seed_was_trained(tmp_path):
+    out = tmp_path / "t"
+    for s, concurrent in ((3, 2), (4, None)):  # seed 4: a record from before the field existed
+        _fake_row(out / f"seed_{s}" / "lewm", {"eval": 0.5}, {"eval": 0.3}, concurrent)
+        _write(out / f"seed_{s}" / "eval_random" / "eval.json", {"success_rate": 0.1})
+    r = subprocess.run(
+        [sys.executable, str(SCRIPT), "--env", "tworoom", "--out", str(out), "--table-only",
+         "--seeds", "3", "4", "--rows", "lewm", "--jobs", "1"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "(two runs sharing the cores for some of them)" in (out / "table.md").read_text()

@@ -283,6 +283,7 @@ class Table:
         write_json(
             done,
             {"overrides": ov, "seconds": secs, "threads": self.threads or os.cpu_count(),
+             "concurrent_runs": self.a.jobs,
              "parameters": load(rd / "run").param_counts(), "last": last},
         )  # fmt: skip
 
@@ -383,6 +384,9 @@ class Table:
                                     for n, e in zip(names, evs, strict=True)},
                      "train_s": tr["seconds"],
                      "threads": tr["threads"], "params": tr["parameters"],
+                     # how many stages shared the cores while this one trained (records from
+                     # before it was kept: --jobs > 1 is what gives a run one thread)
+                     "concurrent": tr.get("concurrent_runs", 2 if tr["threads"] == 1 else 1),
                      "val_pred": tr["last"].get("val/pred_loss"),
                      "z_std": tr["last"].get("val/z_std"), "steps": tr["last"].get("step"),
                      "probe_r": {q: v["linear"]["r"] for q, v in pr["trained"].items()}}
@@ -445,13 +449,18 @@ class Table:
         )
         tasks = {s["tasks"] for r in res["rows"].values() for s in r["seeds"]}
         threads = {s["threads"] for r in res["rows"].values() for s in r["seeds"]}
+        shared = {s.get("concurrent", 1) > 1 for r in res["rows"].values() for s in r["seeds"]}
+        sharing = {
+            frozenset({True}): " and two runs sharing the cores",
+            frozenset({True, False}): " (two runs sharing the cores for some of them)",
+        }.get(frozenset(shared), "")
         lines += [
             "",
             f"{self.a.env}, preset `{self.recipe.preset}` + "
             f"{' '.join(f'`{o}`' for o in res['train_overrides']) or 'nothing'}; seeds "
             f"{res['seeds']}; {sorted(tasks)} held-out tasks per seed at the paper's protocol; "
             f"equal step budget for every row; train s measured with {sorted(threads)} thread(s) "
-            f"per run{' and two runs sharing the cores' if self.a.jobs > 1 else ''}. "
+            f"per run{sharing}. "
             "± is the population std over seeds (the paper's convention).",
         ]
         if res["collect_s"]:

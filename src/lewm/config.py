@@ -166,15 +166,15 @@ PRESETS: dict[str, Preset] = {
             "train.steps=3000",
             "train.val_every=500",
             "train.ckpt_every=500",
-            # our planner, not the paper's (CEM, one frame, terminal cost: 53 % over 3 seeds):
+            # our planner, not the paper's (CEM, one frame, terminal cost: 45-53 % over 3 seeds):
             # iCEM at the same 300 x 30 budget, the model's 3 frames, the path cost
             "eval.solver.kind=icem",
             "eval.context=3",
             "eval.cost=path",
         ),
         "Reacher on 2 CPU cores: the cpu model, 3,000 steps (~13 min with bf16 on an AVX-512 "
-        "host, ~50 min in fp32 on an AVX2-only one); plans with iCEM, 3 frames and the path cost "
-        "(81 % over 3 seeds; the paper's planner 53 %)",
+        "host, 50-62 min in fp32 on an AVX2-only one); plans with iCEM, 3 frames and the path "
+        "cost (81 % over 6 seeds; the paper's planner 45-53 %)",
     ),
     "cube-cpu": Preset(
         "cpu",

@@ -53,8 +53,8 @@ MAX_JSON_BYTES = 64 * 2**20  # config.json / normalizer.json are a few kB; more 
 # A model config may build at most max(MIN_MODULE_LIMIT, 8 x the weight file's tensors) modules:
 # every module with weights has at least one tensor in the file, so a config asking for far more
 # (a corrupt depth of 10**7) is refused before it spends minutes and gigabytes on module objects.
-# Every registered model builds about one module per tensor (1.0x); building one module on the meta
-# device costs ~0.5 ms on a slow 2-core host, so the floor bounds the refusal at about a second.
+# Every registered model builds about one module per tensor (0.9-1.0x); one module on the meta
+# device costs ~0.2 ms on a slow 2-core host, so the floor bounds the refusal near half a second.
 MIN_MODULE_LIMIT = 2_000
 
 

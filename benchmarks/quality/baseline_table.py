@@ -449,11 +449,12 @@ class Table:
         )
         tasks = {s["tasks"] for r in res["rows"].values() for s in r["seeds"]}
         threads = {s["threads"] for r in res["rows"].values() for s in r["seeds"]}
-        shared = {s.get("concurrent", 1) > 1 for r in res["rows"].values() for s in r["seeds"]}
-        sharing = {
-            frozenset({True}): " and two runs sharing the cores",
-            frozenset({True, False}): " (two runs sharing the cores for some of them)",
-        }.get(frozenset(shared), "")
+        shared = [s.get("concurrent", 1) > 1 for r in res["rows"].values() for s in r["seeds"]]
+        sharing = ""
+        if shared and all(shared):
+            sharing = " and two runs sharing the cores"
+        elif any(shared):
+            sharing = " (two runs sharing the cores for some of them)"
         lines += [
             "",
             f"{self.a.env}, preset `{self.recipe.preset}` + "

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from torch.nn.modules.module import register_module_module_registration_hook
 
 from lewm.data.normalize import Normalizer
 from lewm.models import CheckpointError, LeWM, load
@@ -262,20 +261,13 @@ def test_garbage_weights_are_a_checkpoint_error(saved):
 
 
 @pytest.mark.parametrize("kind", sorted(MODELS))
-def test_every_registered_model_stays_far_under_the_module_limit(kind):
+def test_every_registered_model_stays_far_under_the_module_limit(kind, monkeypatch, tmp_path):
     # the limit refusing a corrupt depth is 8 modules per tensor in the weight file: a real
-    # model must build fewer (every kind builds about one module per tensor)
-    registered = 0
-
-    def count(*_):
-        nonlocal registered
-        registered += 1
-
-    handle = register_module_module_registration_hook(count)
-    try:
-        with torch.device("meta"):
-            model = MODELS[kind].model(MODELS[kind].config())
-    finally:
-        handle.remove()
-    tensors = len(model.state_dict())
-    assert registered <= 2 * tensors, (kind, registered, tensors)
+    # model must build far fewer (every kind builds about one per tensor), so the loader's own
+    # count with a limit of 2 per tensor must pass
+    config = MODELS[kind].config()
+    with torch.device("meta"):
+        tensors = len(MODELS[kind].model(config).state_dict())
+    monkeypatch.setattr(ckpt_mod, "MIN_MODULE_LIMIT", 0)
+    shapes = ckpt_mod._planned_shapes(config, tmp_path / "model.safetensors", tensors // 4)
+    assert len(shapes) == tensors

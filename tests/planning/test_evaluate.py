@@ -88,6 +88,48 @@ def test_random_policy_and_budget_accounting(tworoom_run):
         assert (err["distance"] < 16.0) == s
 
 
+def test_replay_sends_the_datas_own_actions_and_reaches_every_goal(tworoom_run):
+    from lewm.data.hdf5 import EpisodeDataset
+    from lewm.envs import make_env
+    from lewm.planning.evaluate import logged_actions
+
+    data = EpisodeDataset(tworoom_run / "tr.h5")
+    cfg = _small(policy="replay", episodes=6, goal_offset=10, budget=40)
+    res = evaluate(None, "tworoom", tworoom_run / "tr.h5", cfg)
+    # the goal is where the logged actions lead after goal_offset steps: reached by then
+    assert all(res.successes) and all(1 <= n <= 10 for n in res.steps_to_success)
+    logged = logged_actions(data, res.tasks, cfg.budget)  # (6, 40, A)
+    states, actions = data.column("state"), data.column("action")
+    for i, (ep, s) in enumerate(res.tasks):
+        row, left = int(data.ep_offset[ep]) + s, int(data.ep_len[ep]) - 1 - s
+        n = min(cfg.budget, left)
+        np.testing.assert_array_equal(logged[i, :n], actions[row : row + n])
+        assert np.isnan(logged[i, n:]).all()
+        env = make_env("tworoom", resolution=16)  # the same actions replay the stored states
+        env.reset(options={"state": states[row], "goal_state": states[row + 10]})
+        for t in range(3):
+            env.step(logged[i, t])
+        np.testing.assert_allclose(env.state, states[row + 3], atol=1e-3)
+
+
+def test_replay_stops_an_episode_whose_logged_actions_run_out(tworoom_run, monkeypatch):
+    from lewm.planning import evaluate as ev
+
+    real = ev.logged_actions
+
+    def two_left(dataset, tasks, budget):  # as if every episode ended 2 steps after its start
+        out = real(dataset, tasks, budget)
+        out[:, 2:] = np.nan
+        return out
+
+    monkeypatch.setattr(ev, "logged_actions", two_left)
+    cfg = _small(policy="replay", episodes=6, goal_offset=25, exclude_solved=True)
+    res = evaluate(None, "tworoom", tworoom_run / "tr.h5", cfg)
+    assert sum(res.truncated) >= 3  # most goals 25 steps away are not reached in 2 steps
+    for ok, n, cut in zip(res.successes, res.steps_to_success, res.truncated, strict=True):
+        assert cut != ok and (n is None or n <= 2)
+
+
 def test_heldout_split_uses_the_models_validation_episodes(tworoom_run):
     from lewm.data.clips import split_episodes
     from lewm.data.hdf5 import EpisodeDataset
@@ -388,7 +430,9 @@ def test_eval_folders_follow_the_settings_and_are_never_overwritten(tworoom_run,
     assert "/eval_tworoom_plan_cem_" in cem
     icem = eval_json(["--solver", "icem", "eval.solver.keep_elites=1"])
     rnd = eval_json(["--policy", "random"])
-    assert "/eval_tworoom_random_" in rnd and len({cem, icem, rnd}) == 3
+    replay = eval_json(["--policy", "replay"])
+    assert "/eval_tworoom_random_" in rnd and "/eval_tworoom_replay_" in replay
+    assert len({cem, icem, rnd, replay}) == 4
     other = eval_json(["--seed", "7"])  # any setting changes the folder
     assert other != cem
     before = (tworoom_run / "run" / cem.split("/run/")[1]).read_bytes()

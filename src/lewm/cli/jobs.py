@@ -470,7 +470,14 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
         choices=["heldout", "train", "all"],
         help=alias("split: episodes of the training file to draw tasks from (another file: all)"),
     )
-    p.add_argument("--policy", choices=["plan", "random"], help=alias("policy (plan)"))
+    p.add_argument(
+        "--policy",
+        choices=["plan", "random", "replay"],
+        help=alias(
+            "policy (plan): plan with the model, the random policy, or replay the dataset's own "
+            "actions from each start (is the goal reachable from the reset state?)"
+        ),
+    )
     p.add_argument(
         "--solver",
         help=alias(

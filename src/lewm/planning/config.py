@@ -14,7 +14,7 @@ from lewm.planning.solvers import CEMConfig, solver_config
 from lewm.utils.config import check, check_seed, choice
 
 SPLITS = ("heldout", "train", "all")
-POLICIES = ("plan", "random")
+POLICIES = ("plan", "random", "replay")
 PROPOSALS = ("none", "policy")
 
 
@@ -26,7 +26,11 @@ class EvalConfig:
     goal_offset: int = 25  # env steps between start and goal
     budget: int = 50  # env steps allowed
     split: str = "heldout"  # "heldout" (the model's validation episodes), "train", or "all"
-    policy: str = "plan"  # "plan" (solver + MPC with the world model) or "random"
+    # "plan" (solver + MPC with the world model), "random" (uniform in the action box) or
+    # "replay": the dataset's own actions from the task's start (the goal is the state they lead
+    # to after goal_offset steps, so it tells whether the env, reset to the stored state,
+    # reproduces the data: an upper reference, not a policy)
+    policy: str = "plan"
     horizon: int = 5  # action blocks per plan
     receding: int = 5  # blocks executed before replanning (the paper: the whole plan)
     context: int = 1  # observed frames given to the predictor (the reference plans with 1)

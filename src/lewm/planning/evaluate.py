@@ -11,9 +11,9 @@ Gymnasium id as ``"gym:ID"``, whose gymnasium.make kwargs and adapter settings c
 ``env_options`` (``{"make": {...}, "adapter": {...}}``, see :mod:`lewm.envs.gym_adapter`).
 
 Every action sent to an environment lies in its action space: the random policy draws inside the
-bounds, and planned actions are clipped to them (the executed action, not the planned one, is
-the context of the next plan). An episode ends at success, termination or truncation; the two
-last are recorded apart.
+bounds, planned actions are clipped to them (the executed action, not the planned one, is the
+context of the next plan), and the replay policy sends the dataset's own actions. An episode ends
+at success, termination or truncation; the two last are recorded apart.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,6 +173,22 @@ class EvalResult:
 _ERROR_KEYS = ("distance", "pos_error", "angle_error", "joint_error", "cube_error")
 
 
+def logged_actions(
+    dataset: EpisodeDataset, tasks: Sequence[tuple[int, int]], budget: int
+) -> np.ndarray:
+    """The dataset's own actions (E, budget, A) float64 from each task's start: row s + t of the
+    episode for step t, NaN where the episode has no action left (its last row has none)."""
+    ep_len = np.asarray(dataset.ep_len, np.int64)
+    ep_offset = np.asarray(dataset.ep_offset, np.int64)
+    out = np.full((len(tasks), budget, dataset.action_dim), np.nan)
+    for i, (ep, s) in enumerate(tasks):
+        n = int(min(budget, ep_len[ep] - 1 - s))  # actions left before the episode's last row
+        if n > 0:
+            rows = ep_offset[ep] + s + np.arange(n)
+            out[i, :n] = dataset.rows("action", rows)
+    return out
+
+
 def _make_envs(env_name: str, n: int, resolution: int, **options: Any):
     """``n`` environments ``env_name`` at ``resolution``; ``options``: more keyword arguments of
     :func:`lewm.envs.make_env` (for ``gym:ID`` names: ``make`` and ``adapter``)."""
@@ -228,7 +244,7 @@ def eval_folder_name(
         settings["env_options"] = env_options
     text = json.dumps(settings, sort_keys=True, default=str)
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-    what = "random" if cfg.policy == "random" else f"{cfg.policy}_{cfg.solver.kind}"
+    what = cfg.policy if cfg.policy != "plan" else f"plan_{cfg.solver.kind}"
     if cfg.policy == "plan" and cfg.proposal != "none" and cfg.solver.kind != cfg.proposal:
         what += f"-from-{cfg.proposal}"
     env_part = re.sub(r"[^A-Za-z0-9_.-]+", "-", env_name).strip("-.") or "env"
@@ -275,18 +291,18 @@ def evaluate(
 ) -> EvalResult:
     """Run the protocol; write ``eval.json`` and GIFs into ``out_dir`` if given.
 
-    ``model`` is any world model (:class:`lewm.models.WorldModel`); None only for the random
-    policy. ``shard=(k, n)`` runs only tasks k, k+n, k+2n, ... of the sampled list (one process
-    of n) and writes only their GIFs; :func:`merge_results` joins the shards and the caller
-    writes ``eval.json``. The random policy draws from one generator per task, so its result
-    does not depend on sharding; planning batches the episodes of a shard together, so sharded
-    and unsharded planning runs are statistically, not bitwise, equivalent. ``progress``: a bar
-    over the step budget (None: when stderr is a terminal). An ``out_dir`` that already holds an
-    evaluation is refused unless ``overwrite`` (checked before any work; shards leave the check
-    to their caller, see :func:`evaluate_distributed`). ``env_options``: more keyword arguments
-    of :func:`lewm.envs.make_env` (for ``gym:ID``: ``{"make": {...}, "adapter": {...}}``).
-    ``device``: where the model plans (default: where it is; `lewm eval --device`, default
-    auto). ``proposal``: the trained policy (a :class:`~lewm.planning.protocol.Proposal`, e.g.
+    ``model`` is any world model (:class:`lewm.models.WorldModel`); None only for the random and
+    replay policies. ``shard=(k, n)`` runs only tasks k, k+n, k+2n, ... of the sampled list (one
+    process of n) and writes only their GIFs; :func:`merge_results` joins the shards and the caller
+    writes ``eval.json``. The random policy draws from one generator per task, so its result does
+    not depend on sharding; planning batches the episodes of a shard together, so sharded and
+    unsharded planning runs are statistically, not bitwise, equivalent. ``progress``: a bar over the
+    step budget (None: when stderr is a terminal). An ``out_dir`` that already holds an evaluation
+    is refused unless ``overwrite`` (checked before any work; shards leave the check to their
+    caller, see :func:`evaluate_distributed`). ``env_options``: more keyword arguments of
+    :func:`lewm.envs.make_env` (for ``gym:ID``: ``{"make": {...}, "adapter": {...}}``). ``device``:
+    where the model plans (default: where it is; `lewm eval --device`, default auto). ``proposal``:
+    the trained policy (a :class:`~lewm.planning.protocol.Proposal`, e.g.
     ``lewm.planning.policy.policy_for(ckpt, model)``) that ``eval.proposal=policy`` and
     ``eval.solver.kind=policy`` need; ignored otherwise.
     """
@@ -386,7 +402,7 @@ def evaluate(
     if out_dir is not None:  # a read-only or full disk fails now, not after the evaluation
         check_can_create(out_dir)
     task_rngs = [np.random.default_rng([cfg.seed, i]) for i in index]  # random policy
-    controller = None
+    controller, replay = None, None
     if cfg.policy == "plan":
         if model is None:
             raise ValueError("policy 'plan' needs a model")
@@ -394,6 +410,8 @@ def evaluate(
             model, cfg, low, high, device, proposal if cfg.uses_policy() else None
         )
         controller.reset(torch.from_numpy(goal_px))
+    elif cfg.policy == "replay":
+        replay = logged_actions(dataset, tasks, cfg.budget)  # (E, budget, A), NaN past the end
     elif not (np.isfinite(low).all() and np.isfinite(high).all()):
         raise DataError(
             f"the random policy draws uniformly in the action space, but {env_name!r} has "
@@ -410,7 +428,14 @@ def evaluate(
         active = ~(success | terminated | truncated)
         if not active.any():
             break
-        if controller is None:
+        if replay is not None:  # an episode whose logged actions ran out stops (truncated)
+            ran_out = active & ~np.isfinite(replay[:, t]).all(axis=1)
+            truncated |= ran_out
+            active &= ~ran_out
+            if not active.any():
+                break
+            actions = np.nan_to_num(replay[:, t]).astype(np.float32)  # (E, A)
+        elif controller is None:
             actions = np.stack([r.uniform(low, high, size=action_dim) for r in task_rngs])
             actions = actions.astype(np.float32)  # (E, A)
         else:

@@ -314,7 +314,9 @@ def test_cli_collect_look_reaches_the_collector_and_eval_renders_like_the_data(t
 
 
 @needs_ogbench
-def test_collect_train_eval_counts_and_excludes_tasks_solved_at_the_start(tmp_path, capsys):
+def test_collect_train_eval_counts_and_excludes_tasks_solved_at_the_start(
+    tmp_path, capsys, monkeypatch
+):
     from lewm.cli.main import main
     from lewm.envs.cube import physics
 
@@ -345,6 +347,21 @@ def test_collect_train_eval_counts_and_excludes_tasks_solved_at_the_start(tmp_pa
         assert rec["solved_at_start"] == recs[0]["solved_at_start"]  # counted on the same draw
     assert recs[0]["solved_at_start"] > 0  # the draw held some, so the exclusion was tested
     assert {kept["episodes"], excl["episodes"]} == {6}
+    # the oracle's own actions from the stored (float32) start states reach every goal: the
+    # tasks are reachable in the simulator, and a reset holds everything that shapes the future
+    assert main([*ev[:-2], "--policy", "replay"]) == 0
+    replay = json.loads(capsys.readouterr().out)
+    assert replay["success_rate"] == 1.0 and replay["episodes"] == 6
+
+    # the diagnosis script runs on this model and these tasks (its numbers are not judged here)
+    import runpy
+
+    script = os.path.join(os.path.dirname(__file__), "../../benchmarks/quality/cube_diagnose.py")
+    argv = [script, run, "--data", data, "--train", data, "--out", str(tmp_path / "d")]
+    monkeypatch.setattr("sys.argv", [*argv, "--episodes", "3", "--probe-frames", "120"])
+    runpy.run_path(script, run_name="__main__")
+    summary = json.loads((tmp_path / "d" / "diagnose.json").read_text())["summary"]
+    assert summary["tasks"] == 3 and summary["outcome_after_25_steps"]["expert_success"] == 1.0
 
 
 @pytest.mark.slow

@@ -472,7 +472,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--policy",
-        choices=["plan", "random", "replay"],
+        choices=["plan", "random", "replay"],  # = planning.config.POLICIES
         help=alias(
             "policy (plan): plan with the model, the random policy, or replay the dataset's own "
             "actions from each start (is the goal reachable from the reset state?)"

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lewm.analysis.probe import embed_frames
+from lewm.analysis.probe import ProbeConfig, embed_frames, fit_linear
 from lewm.data.hdf5 import EpisodeDataset
 from lewm.envs import make_env
 from lewm.envs.cube import physics
@@ -51,25 +51,16 @@ CUBE_POSE = slice(physics.CUBE_POS.start, physics.CUBE_QUAT.stop)  # xyz + quate
 
 
 def fit_cube_probe(model, train: EpisodeDataset, frames: int, seed: int):
-    """A ridge map latent (D,) -> cube xyz (3,) in metres, fitted on ``frames`` training frames;
-    returns it and its held-out error (m, median) on a fifth of them."""
+    """A ridge map latent (D,) -> cube xyz (3,) in metres (``lewm probe``'s linear probe), fitted
+    on ``frames`` training frames; returns it and its held-out error (m, median) on a fifth."""
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(train.num_steps, min(frames, train.num_steps), replace=False))
     z = embed_frames(model, train.rows("pixels", rows))  # (N, D)
     y = physics.cube_pos(train.rows("state", rows))  # (N, 3)
     test = rng.random(len(rows)) < 0.2
-    mu, sd = z[~test].mean(0), z[~test].std(0) + 1e-6
-
-    def design(x):
-        return np.c_[(x - mu) / sd, np.ones(len(x))]
-
-    a = design(z[~test])
-    reg = 1e-3 * len(a) * np.eye(a.shape[1])
-    reg[-1, -1] = 0.0
-    w = np.linalg.solve(a.T @ a + reg, a.T @ y[~test])
 
     def probe(x: np.ndarray) -> np.ndarray:
-        return design(np.asarray(x, np.float64)) @ w
+        return fit_linear(z[~test], y[~test], np.asarray(x, np.float64), ProbeConfig.ridge)
 
     err = np.linalg.norm(probe(z[test]) - y[test], axis=1)
     return probe, float(np.median(err))

@@ -2,11 +2,16 @@
 # Cube from nothing (issue 19): collect OGBench's noisy pick-and-place oracle (fast look, 64 px,
 # worker processes), train the `cube-cpu` preset, plan at the paper's protocol (50 held-out
 # tasks, goal 25 steps ahead, budget 50, CEM 300 x 30, horizon 5, receding 5; tasks already
-# solved at the start excluded and counted) beside the random policy on the same tasks. Every
-# stage is timed; the whole run is the "from nothing" wall time (target: <= 90 min on 2 cores).
+# solved at the start excluded and counted) beside the random policy on the same tasks; then
+# (POLICY=1, the default) train the amortised goal-conditioned policy on the model's latents
+# (`lewm policy`) and plan with it alone on the same tasks (`--solver policy`). Every stage is
+# timed; the whole run is the "from nothing" wall time (target: <= 90 min on 2 cores).
 #
 #   SEED=0 OUT=runs/cube_e2e/s0 bash benchmarks/quality/cube_e2e.sh
 #   SMOKE=1 OUT=/tmp/cube_smoke bash benchmarks/quality/cube_e2e.sh     # ~1 min
+#   EXPLORE=0.3 HELDOUT_FILE=runs/cube_e2e/s0/heldout.h5 OUT=runs/cube_x03/s0 bash ...
+#     (training data with random action segments; the held-out tasks of an earlier run reused,
+#     so the two runs plan the same 50 tasks)
 #
 # Writes $OUT/timeline.txt, the logs, $OUT/run (the model), $OUT/eval{,_random}/eval.json and
 # $OUT/summary.json.
@@ -20,10 +25,15 @@ WORKERS=${WORKERS:-2}
 CONTEXT=${CONTEXT:-1}  # 1 = the paper's protocol
 SOLVER=${SOLVER:-cem}  # cem = the paper's
 PRESET=${PRESET:-cube-cpu}
+EXPLORE=${EXPLORE:-0}  # fraction of training steps in random action segments (0 = the authors')
+HELDOUT_FILE=${HELDOUT_FILE:-}  # reuse this held-out file instead of collecting one
+POLICY=${POLICY:-1}  # 1: also train `lewm policy` and plan with it alone
 if [ "${SMOKE:-0}" = 1 ]; then
-  EPISODES=6 HELDOUT=4 STEPS=20 MAXSTEPS=60 EVAL=(--episodes 2 --samples 30 --iterations 3)
+  EPISODES=6 HELDOUT=4 STEPS=20 MAXSTEPS=60 TASKS=(--episodes 2)
+  EVAL=("${TASKS[@]}" --samples 30 --iterations 3) POLICY_ARGS=(--steps 20)
 else
-  EPISODES=${EPISODES:-600} HELDOUT=${HELDOUT:-60} STEPS=${STEPS:-8000} MAXSTEPS=200 EVAL=()
+  EPISODES=${EPISODES:-600} HELDOUT=${HELDOUT:-60} STEPS=${STEPS:-8000} MAXSTEPS=200 TASKS=()
+  EVAL=() POLICY_ARGS=()
 fi
 mkdir -p "$OUT"
 : > "$OUT/timeline.txt"
@@ -33,11 +43,16 @@ stamp() { echo "$(( $(date +%s) - T0 )) s: $*" | tee -a "$OUT/timeline.txt"; }
 stamp "collect $EPISODES training episodes ($WORKERS workers)"
 "$LEWM" collect cube --episodes "$EPISODES" --seed "$SEED" --workers "$WORKERS" \
   --max-steps "$MAXSTEPS" --resolution 64 --out "$OUT/train.h5" --overwrite --no-progress \
-  > "$OUT/collect_train.log" 2>&1
-stamp "collect $HELDOUT held-out episodes"
-"$LEWM" collect cube --episodes "$HELDOUT" --seed $((SEED + 1000)) --workers "$WORKERS" \
-  --max-steps "$MAXSTEPS" --resolution 64 --out "$OUT/heldout.h5" --overwrite --no-progress \
-  > "$OUT/collect_heldout.log" 2>&1
+  --explore "$EXPLORE" > "$OUT/collect_train.log" 2>&1
+if [ -n "$HELDOUT_FILE" ]; then
+  stamp "held-out episodes: $HELDOUT_FILE"
+  ln -sf "$(realpath "$HELDOUT_FILE")" "$OUT/heldout.h5"
+else
+  stamp "collect $HELDOUT held-out episodes"
+  "$LEWM" collect cube --episodes "$HELDOUT" --seed $((SEED + 1000)) --workers "$WORKERS" \
+    --max-steps "$MAXSTEPS" --resolution 64 --out "$OUT/heldout.h5" --overwrite --no-progress \
+    > "$OUT/collect_heldout.log" 2>&1
+fi
 stamp "train --preset $PRESET, $STEPS steps"
 "$LEWM" train --data "$OUT/train.h5" --out "$OUT/run" --preset "$PRESET" --overwrite \
   --no-progress "train.steps=$STEPS" "train.seed=$SEED" > "$OUT/train.log" 2>&1
@@ -46,8 +61,15 @@ stamp "plan ($SOLVER, context $CONTEXT; otherwise the paper's protocol) on held-
   --context "$CONTEXT" --solver "$SOLVER" --out "$OUT/eval" --overwrite --no-progress \
   > "$OUT/eval.log" 2>&1
 stamp "random policy on the same tasks"
-"$LEWM" eval "$OUT/run" --env cube --data "$OUT/heldout.h5" --split all "${EVAL[@]}" \
+"$LEWM" eval "$OUT/run" --env cube --data "$OUT/heldout.h5" --split all "${TASKS[@]}" \
   --policy random --out "$OUT/eval_random" --overwrite --no-progress > "$OUT/eval_random.log" 2>&1
+if [ "$POLICY" = 1 ]; then
+  stamp "train the amortised policy (lewm policy) on the model's latents of the training file"
+  "$LEWM" policy "$OUT/run" --overwrite --no-progress "${POLICY_ARGS[@]}" > "$OUT/policy.log" 2>&1
+  stamp "plan with the policy alone on the same tasks"
+  "$LEWM" eval "$OUT/run" --env cube --data "$OUT/heldout.h5" --split all "${TASKS[@]}" \
+    --solver policy --out "$OUT/eval_policy" --overwrite --no-progress > "$OUT/eval_policy.log" 2>&1
+fi
 stamp "done"
 "$PY" - "$OUT" "$(( $(date +%s) - T0 ))" <<'PYEOF'
 import json, sys
@@ -70,6 +92,10 @@ summary = {
     "collect_frames_per_s": coll.get("steps_per_s"),
     "timeline": (out / "timeline.txt").read_text().splitlines(),
 }
+if (out / "eval_policy" / "eval.json").exists():
+    pol = json.loads((out / "eval_policy" / "eval.json").read_text())
+    summary["policy_success_rate"] = pol["success_rate"]
+    summary["policy_plan_seconds_mean"] = pol.get("plan_seconds_mean")
 (out / "summary.json").write_text(json.dumps(summary, indent=2))
 print(json.dumps(summary, indent=2))
 PYEOF

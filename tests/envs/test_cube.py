@@ -157,6 +157,57 @@ def test_the_oracle_places_cubes_on_their_targets():
 
 
 @needs_ogbench
+def test_explore_interleaves_random_segments_and_the_oracle_resumes():
+    """About `explore` of the steps come from random AR(1) segments of 5-25 steps, which reach
+    actions the noiseless oracle never sends; between them the oracle still places cubes."""
+    from lewm.envs.cube import physics
+    from lewm.envs.cube.collect import EXPLORE_LEN, OraclePolicy
+
+    flags, acts, placed = [], [], 0
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        data = physics.new_data()
+        physics.sample_scene(data, rng)
+        policy = OraclePolicy(rng, noise_std=0.0, explore=0.3)
+        at_target = 0
+        for _ in range(200):
+            acts.append(policy.act(data))
+            flags.append(policy.exploring)
+            physics.step(data, acts[-1])
+            cube = physics.get_state(data)[physics.CUBE_POS]
+            at_target += np.linalg.norm(cube - data.mocap_pos[0]) <= physics.SUCCESS_TOL
+        placed += at_target > 0
+    flags, acts = np.array(flags), np.array(acts)
+    assert 0.15 < flags.mean() < 0.45, flags.mean()
+    # segment lengths (runs of True inside an episode) within EXPLORE_LEN, episode ends aside
+    for ep in flags.reshape(3, 200):
+        edges = np.flatnonzero(np.diff(np.r_[0, ep.astype(int), 0]))
+        for start, stop in zip(edges[::2], edges[1::2], strict=True):
+            if stop < 200:
+                assert EXPLORE_LEN[0] <= stop - start <= EXPLORE_LEN[1]
+    assert (np.abs(acts) <= 1).all()
+    # the random segments move the wrist's yaw both ways and past the oracle's range
+    yaw = acts[flags, 3]
+    assert yaw.min() < -0.3 and yaw.max() > 0.3
+    assert placed >= 1
+
+
+@needs_ogbench
+def test_explore_zero_is_the_authors_policy_and_is_recorded(tmp_path):
+    spec = get_spec("cube")
+    kw = {"resolution": 16, "max_steps": 40, "progress": False, "seed": 2}
+    spec.collect(tmp_path / "a.h5", 2, **kw)
+    spec.collect(tmp_path / "b.h5", 2, explore=0.0, **kw)
+    spec.collect(tmp_path / "c.h5", 2, explore=0.5, **kw)
+    a, b, c = (EpisodeDataset(tmp_path / f"{n}.h5") for n in "abc")
+    assert a.attrs["explore"] == 0.0 and c.attrs["explore"] == 0.5
+    np.testing.assert_array_equal(a.episode(0)["action"], b.episode(0)["action"])
+    # same scene, other actions
+    np.testing.assert_array_equal(a.episode(0)["state"][0], c.episode(0)["state"][0])
+    assert not np.array_equal(a.episode(0)["action"], c.episode(0)["action"])
+
+
+@needs_ogbench
 def test_collection_is_identical_whatever_the_worker_count(tmp_path):
     spec = get_spec("cube")
     kw = {"resolution": 16, "max_steps": 30, "progress": False}
@@ -188,6 +239,8 @@ def test_collection_is_identical_whatever_the_worker_count(tmp_path):
         ({"workers": 0}, "workers"),
         ({"noise_std": -1.0}, "noise_std"),
         ({"noise_std": 2.0}, "largest per-episode noise level"),
+        ({"explore": 1.0}, "fraction of steps in random action segments"),
+        ({"explore": -0.1}, "fraction of steps in random action segments"),
         ({"max_steps": 0}, "max_steps"),
     ],
 )

@@ -637,7 +637,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--explore",
         type=number(0.0, 1.0, below_hi=True),
         default=None,
-        help="explore (pusht): fraction of steps spent in random action segments between pushes "
+        help="explore (pusht, cube): fraction of steps spent in random action segments between "
+        "the scripted policy's moves "
         "(default: the environment's)",
     )
     c.add_argument(

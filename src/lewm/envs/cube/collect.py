@@ -5,6 +5,13 @@ Policy, as the authors' ``ExpertPolicy`` runs it: each episode draws a noise lev
 ``xi ~ U(0, noise_std)`` (their ``action_noise`` 0.1) and adds Gaussian noise with std
 ``[xi, xi, xi, 3 xi, 10 xi]`` to OGBench's ``CubeMarkovOracle`` (``min_norm`` 0.4), clipped to
 [-1, 1]; when the oracle has placed the cube and moved away, a new random target is drawn.
+
+``explore`` > 0 (our addition, default 0 = the authors' policy) interleaves random action
+segments between the oracle's moves, about that fraction of all steps, each ``EXPLORE_LEN``
+steps long: an AR(1) sequence a_t = rho a_{t-1} + sqrt(1 - rho^2) e_t per action component,
+e_t ~ N(0, s^2), with rho ~ U(0, 0.9) and s ~ U(0.3, 1.0) drawn per segment - the kind of
+sequences a sampling planner proposes, starting wherever the oracle left the arm (mostly at or
+near the cube). The oracle is Markov in the scene, so it resumes from wherever a segment ends.
 Everything random (scene, targets, the oracle's resting pose, noise) comes from the episode's
 own generator, so a seed gives identical data for any number of workers.
 
@@ -45,6 +52,9 @@ WINDOW = 25  # env steps: the evaluation's goal offset
 NOISE_STD = 0.1  # the authors' action_noise: the largest per-episode noise level
 NOISE_SCALE = np.array([1.0, 1.0, 1.0, 3.0, 10.0])  # per action component (x, y, z, yaw, grip)
 MIN_NORM = 0.4  # the oracle's minimum displacement norm (the authors' setting)
+EXPLORE_LEN = (5, 25)  # env steps of one random segment (1 to 5 planner steps at frame skip 5)
+EXPLORE_RHO = (0.0, 0.9)  # AR(1) coefficient range of a segment
+EXPLORE_STD = (0.3, 1.0)  # innovation std range of a segment
 
 
 def _episode_rng(seed: int, index: int) -> np.random.Generator:
@@ -52,12 +62,24 @@ def _episode_rng(seed: int, index: int) -> np.random.Generator:
 
 
 class OraclePolicy:
-    """OGBench's ``CubeMarkovOracle`` with the authors' noise, drawing only from ``rng``."""
+    """OGBench's ``CubeMarkovOracle`` with the authors' noise, drawing only from ``rng``, and
+    random segments for a fraction ``explore`` of the steps (module docstring)."""
 
-    def __init__(self, rng: np.random.Generator, noise_std: float = NOISE_STD) -> None:
+    def __init__(
+        self, rng: np.random.Generator, noise_std: float = NOISE_STD, explore: float = 0.0
+    ) -> None:
         from ogbench.manipspace.oracles.markov.cube_markov import CubeMarkovOracle
 
+        check_explore(explore)
         self.rng = rng
+        self.explore = float(explore)
+        mean_len = 0.5 * (EXPLORE_LEN[0] + EXPLORE_LEN[1])
+        # start probability per oracle step so that segments fill ~`explore` of all steps
+        self._start = self.explore / (mean_len * (1.0 - self.explore))
+        self._segment = 0  # steps left in the current random segment
+        self._rho, self._sd = 0.0, 0.0
+        self._prev = np.zeros(ACTION_DIM)
+        self.exploring = False  # whether the last action came from a random segment
         self.env = ogbench_env()
         self.oracle = CubeMarkovOracle(env=self.env, min_norm=MIN_NORM)
         self.xi = float(rng.uniform(0.0, noise_std)) if noise_std > 0 else 0.0
@@ -72,6 +94,17 @@ class OraclePolicy:
     def act(self, data: Any) -> np.ndarray:
         """The action (5,) float32 for the scene in ``data``; a finished pick-and-place draws a
         new target first."""
+        if self.explore > 0 and self._segment == 0 and self.rng.random() < self._start:
+            self._segment = int(self.rng.integers(EXPLORE_LEN[0], EXPLORE_LEN[1] + 1))
+            self._rho = float(self.rng.uniform(*EXPLORE_RHO))
+            self._sd = float(self.rng.uniform(*EXPLORE_STD))
+            self._prev = np.zeros(ACTION_DIM)
+        self.exploring = self._segment > 0
+        if self.exploring:
+            e = self.rng.normal(0.0, self._sd, size=ACTION_DIM)
+            self._prev = np.clip(self._rho * self._prev + np.sqrt(1.0 - self._rho**2) * e, -1, 1)
+            self._segment -= 1
+            return self._prev.astype(np.float32)
         if self.started and self.oracle.done:
             new_target(data, self.rng)
             self.started = False
@@ -85,8 +118,22 @@ class OraclePolicy:
         return np.clip(a, -1.0, 1.0).astype(np.float32)
 
 
+def check_explore(explore: float) -> None:
+    if not 0.0 <= explore < 1.0:
+        raise ValueError(
+            f"explore (--explore) is the fraction of steps in random action segments, in [0, 1); "
+            f"got {explore}"
+        )
+
+
 def collect_episode(
-    seed: int, index: int, max_steps: int, resolution: int, noise_std: float, look: str
+    seed: int,
+    index: int,
+    max_steps: int,
+    resolution: int,
+    noise_std: float,
+    look: str,
+    explore: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """Episode ``index`` of a collection with ``seed``: the columns of one episode (frames drawn
     from the float32 states, so rendering a stored state gives its stored frame)."""
@@ -95,7 +142,7 @@ def collect_episode(
     rng = _episode_rng(seed, index)
     data = new_data()
     sample_scene(data, rng)
-    policy = OraclePolicy(rng, noise_std)
+    policy = OraclePolicy(rng, noise_std, explore)
     states = np.empty((max_steps + 1, STATE_DIM))  # (T+1, S)
     targets = np.empty((max_steps + 1, 3))  # (T+1, 3) the oracle's current target
     actions = np.full((max_steps + 1, ACTION_DIM), np.nan, np.float32)  # (T+1, 5)
@@ -132,6 +179,7 @@ def collect_cube(
     noise_std: float = NOISE_STD,
     look: str = "fast",
     workers: int = 1,
+    explore: float = 0.0,
 ) -> dict[str, Any]:
     """``episodes`` Cube episodes of ``max_steps`` actions (default 200; ``max_steps + 1`` rows)
     each, from OGBench's noisy pick-and-place oracle, written to the HDF5 file ``out``.
@@ -141,7 +189,9 @@ def collect_cube(
     ``state`` (L, 46) (:mod:`lewm.envs.cube.physics`), ``proprio`` (L, 5) = effector xyz, yaw,
     gripper opening, and ``target`` (L, 3), the oracle's current target for the cube.
     ``workers`` processes simulate and render episodes in parallel; a seed gives identical arrays
-    whatever ``workers`` is. ``steps_per_s`` in the returned stats counts stored frames.
+    whatever ``workers`` is. ``explore`` > 0 spends about that fraction of the steps in random
+    action segments (module docstring; 0, the default, is the authors' policy). ``steps_per_s``
+    in the returned stats counts stored frames.
     """
     from lewm.envs.cube.backend import import_ogbench_cube
     from lewm.envs.cube.render import check_look
@@ -158,6 +208,7 @@ def collect_cube(
             f"noise_std (--noise) is the largest per-episode noise level on actions in [-1, 1] "
             f"(the authors' 0.1); {noise_std} would drown the oracle"
         )
+    check_explore(explore)
     import_ogbench_cube()  # a clear ImportError, and the GL backend, before any worker
     attrs = {
         "env": "cube",
@@ -165,6 +216,7 @@ def collect_cube(
         "seed": int(seed),
         "policy": "ogbench-markov-oracle",
         "noise_std": float(noise_std),
+        "explore": float(explore),
         "look": look,
         "max_steps": int(max_steps),
         "control_dt": CONTROL_DT,
@@ -178,6 +230,7 @@ def collect_cube(
         resolution=resolution,
         noise_std=noise_std,
         look=look,
+        explore=explore,
     )
     all_states, stats = write_episodes(
         out,

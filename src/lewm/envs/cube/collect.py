@@ -45,6 +45,7 @@ from lewm.envs.cube.physics import (
     success,
 )
 from lewm.envs.registry import check_collection, window_pairs
+from lewm.envs.segments import RandomSegments
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +73,9 @@ class OraclePolicy:
 
         check_explore(explore)
         self.rng = rng
-        self.explore = float(explore)
-        mean_len = 0.5 * (EXPLORE_LEN[0] + EXPLORE_LEN[1])
-        # start probability per oracle step so that segments fill ~`explore` of all steps
-        self._start = self.explore / (mean_len * (1.0 - self.explore))
-        self._segment = 0  # steps left in the current random segment
-        self._rho, self._sd = 0.0, 0.0
-        self._prev = np.zeros(ACTION_DIM)
+        self._segments = RandomSegments(
+            rng, explore, ACTION_DIM, EXPLORE_LEN, std=EXPLORE_STD, rho=EXPLORE_RHO
+        )
         self.exploring = False  # whether the last action came from a random segment
         self.env = ogbench_env()
         self.oracle = CubeMarkovOracle(env=self.env, min_norm=MIN_NORM)
@@ -94,17 +91,10 @@ class OraclePolicy:
     def act(self, data: Any) -> np.ndarray:
         """The action (5,) float32 for the scene in ``data``; a finished pick-and-place draws a
         new target first."""
-        if self.explore > 0 and self._segment == 0 and self.rng.random() < self._start:
-            self._segment = int(self.rng.integers(EXPLORE_LEN[0], EXPLORE_LEN[1] + 1))
-            self._rho = float(self.rng.uniform(*EXPLORE_RHO))
-            self._sd = float(self.rng.uniform(*EXPLORE_STD))
-            self._prev = np.zeros(ACTION_DIM)
-        self.exploring = self._segment > 0
-        if self.exploring:
-            e = self.rng.normal(0.0, self._sd, size=ACTION_DIM)
-            self._prev = np.clip(self._rho * self._prev + np.sqrt(1.0 - self._rho**2) * e, -1, 1)
-            self._segment -= 1
-            return self._prev.astype(np.float32)
+        a = self._segments.step()
+        self.exploring = a is not None
+        if a is not None:
+            return a
         if self.started and self.oracle.done:
             new_target(data, self.rng)
             self.started = False

@@ -13,6 +13,7 @@ from lewm.envs.pusht.physics import (
     tee_distance,
     wrap_angle,
 )
+from lewm.envs.segments import RandomSegments
 
 
 def _contact_candidates() -> tuple[np.ndarray, np.ndarray]:
@@ -81,15 +82,9 @@ class PushTExpert:
     ) -> None:
         if noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {noise_std}")
-        if not 0.0 <= explore < 1.0:
-            raise ValueError(f"explore must be in [0, 1), got {explore}")
-        if not 1 <= explore_len[0] <= explore_len[1]:
-            raise ValueError(f"explore_len must be (lo, hi) with 1 <= lo <= hi, got {explore_len}")
-        self.explore, self.explore_len = float(explore), (int(explore_len[0]), int(explore_len[1]))
-        # start probability per expert step so that segments fill ~`explore` of all steps
-        mean_len = 0.5 * (self.explore_len[0] + self.explore_len[1])
-        self._explore_start = self.explore / (mean_len * (1.0 - self.explore))
         self.rng = rng if rng is not None else np.random.default_rng()
+        self._segments = RandomSegments(self.rng, explore, 2, explore_len, std=(0.2, 0.6))
+        self.explore, self.explore_len = self._segments.fraction, self._segments.length
         self.noise_std, self.push_speed, self.move_speed = noise_std, push_speed, move_speed
         self.timeout, self.rotation_weight, self.cone = timeout, rotation_weight, cone
         self.target_low, self.target_high = target_low, target_high
@@ -108,9 +103,7 @@ class PushTExpert:
         self._contact: int | None = None
         self._pushing = False
         self._age = 0
-        self._segment = 0  # steps left in the current random segment
-        self._seg_params = (0.0, 0.0)  # (rho, s) of that segment
-        self._prev = np.zeros(2)
+        self._segments.reset()
         self.exploring = False
         self._first = self.first_target is not None  # the fixed first target is still ahead
 
@@ -173,14 +166,12 @@ class PushTExpert:
     def act(self, state: np.ndarray) -> np.ndarray:
         """Action (2,) float32 in [-1, 1] for one 7-d (or 5-d) state."""
         s = np.asarray(state, np.float64).reshape(-1)
-        if self.explore > 0 and self._segment == 0 and self.rng.random() < self._explore_start:
-            lo, hi = self.explore_len
-            self._segment = int(self.rng.integers(lo, hi + 1))
-            self._seg_params = (self.rng.uniform(0.0, 0.9), self.rng.uniform(0.2, 0.6))
-            self._prev = np.zeros(2)
-        self.exploring = self._segment > 0  # this action comes from a random segment
-        if self.exploring:
-            return self._random_step()
+        a = self._segments.step()
+        self.exploring = a is not None  # this action comes from a random segment
+        if a is not None:
+            if not self._segments.active:  # back to pushing: the contact afresh from here
+                self._contact, self._pushing = None, False
+            return a
         agent, block, angle = s[:2], s[2:4], s[4]
         if self.target is None or self._age >= self._timeout() or self._reached(block, angle):
             self._new_target(block, angle)
@@ -208,15 +199,6 @@ class PushTExpert:
         if self.noise_std > 0:
             a = a + self.rng.normal(0.0, self.noise_std, size=2)
         return np.clip(a, -1.0, 1.0).astype(np.float32)
-
-    def _random_step(self) -> np.ndarray:
-        rho, sd = self._seg_params
-        a = rho * self._prev + np.sqrt(1.0 - rho**2) * self.rng.normal(0.0, sd, size=2)
-        self._prev = np.clip(a, -1.0, 1.0)
-        self._segment -= 1
-        if self._segment == 0:  # back to pushing: choose the contact afresh from where we are
-            self._contact, self._pushing = None, False
-        return self._prev.astype(np.float32)
 
     def _reached(self, block: np.ndarray, angle: float) -> bool:
         assert self.target is not None

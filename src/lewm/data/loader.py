@@ -197,8 +197,10 @@ def _stop_signals_blocked() -> Iterator[None]:
     A spawned worker takes a second or more to import torch before ``_worker_init`` can ignore
     the stop signals; a group-wide SIGTERM in that window killed it and crashed the trainer
     before its checkpoint. The signal mask is inherited through fork and exec, so the workers
-    start with the signals blocked; here they stay pending and reach the trainer's handler as
-    soon as the workers exist (none is lost)."""
+    start with the signals blocked; one sent to this thread stays pending and reaches the
+    trainer's handler as soon as the workers exist (none is lost). One sent to the whole process
+    may be taken at once by another thread that does not block it; the handler then runs as usual
+    (it only records the stop), which is equally safe."""
     if not hasattr(signal, "pthread_sigmask"):  # not POSIX
         yield
         return

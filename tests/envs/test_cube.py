@@ -1,6 +1,6 @@
 """Cube (OGBench single cube, MuJoCo): the action space against OGBench's own, reset-to-state,
 the 0.04 m success test, the derived state values against OGBench's, the oracle's data,
-deterministic parallel collection, the two looks, the surprise trajectories, tasks solved at
+deterministic parallel collection, the three looks, the surprise trajectories, tasks solved at
 the start, and the errors when a package is missing. CI installs everything (the `mujoco`
 extra), so there these tests never skip."""
 
@@ -275,6 +275,33 @@ def test_looks_and_goal_images_depend_on_qpos_only(scene):
 
 
 @needs_ogbench
+def test_draft_look_is_fast_without_anti_aliasing_and_leaves_fast_as_it_was(scene):
+    from lewm.envs.cube.physics import model
+    from lewm.envs.cube.render import render_batch
+
+    fast = render_batch(scene[None], 32)[0]
+    draft = render_batch(scene[None], 32, look="draft")[0]
+    diff = np.abs(fast.astype(int) - draft.astype(int))
+    # the same scene (no shadows, collision meshes): only edge pixels differ, by a step
+    assert 0 < diff.mean() < 4 and (diff.sum(-1) > 0).mean() < 0.5
+    ogb = render_batch(scene[None], 32, look="ogbench")[0]
+    assert np.abs(ogb.astype(int) - draft.astype(int)).mean() > 2 * diff.mean()
+    # one renderer per (resolution, anti-aliasing): drawing in draft changed neither fast's
+    # frames nor the model's own anti-aliasing setting
+    np.testing.assert_array_equal(render_batch(scene[None], 32)[0], fast)
+    np.testing.assert_array_equal(render_batch(scene[None], 32, look="draft")[0], draft)
+    assert model().vis.quality.offsamples == 4
+
+
+def test_offscreen_renderer_refuses_a_bad_sample_count():
+    from lewm.envs.reacher.backend import offscreen_renderer
+
+    for bad in (-1, 1.5):
+        with pytest.raises(ValueError, match="samples must be an integer >= 0"):
+            offscreen_renderer({}, None, 16, bad)
+
+
+@needs_ogbench
 def test_teleport_moves_the_cube_and_colour_only_repaints_it():
     from lewm.envs.cube import surprise_triplets
 
@@ -344,6 +371,7 @@ def test_missing_ogbench_names_the_extra(monkeypatch):
 @needs_ogbench
 def test_cli_collect_look_reaches_the_collector_and_eval_renders_like_the_data(tmp_path, capsys):
     from lewm.cli.main import main
+    from lewm.envs.registry import data_env_options as _data_env_options
 
     base = ["collect", "cube", "--episodes", "2", "--max-steps", "40", "--no-progress"]
     base += ["--resolution", "16"]
@@ -353,12 +381,18 @@ def test_cli_collect_look_reaches_the_collector_and_eval_renders_like_the_data(t
     assert stats["look"] == "ogbench"
     with h5py.File(data) as f:
         assert f.attrs["look"] == "ogbench" and f.attrs["noise_std"] == 0.05
+    draft = str(tmp_path / "d.h5")
+    assert main([*base, "--out", draft, "--look", "draft", "--episodes", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["look"] == "draft"
+    ep = EpisodeDataset(draft).episode(0)
+    np.testing.assert_array_equal(  # the file's frames are the draft look's
+        ep["pixels"][5], get_spec("cube").render(ep["state"][5:6], 16, look="draft")[0]
+    )
+    assert _data_env_options("cube", EpisodeDataset(draft), None) == {"look": "draft"}
     assert main([*base, "--out", str(tmp_path / "bad.h5"), "--policy-kind", "pd"]) == 2
     assert "not an option of the cube collector" in capsys.readouterr().err
     assert main(["collect", "reacher", "--episodes", "1", "--out", "x.h5", "--look", "fast"]) == 2
     assert not (tmp_path / "bad.h5").exists()
-
-    from lewm.envs.registry import data_env_options as _data_env_options
 
     ds = EpisodeDataset(data)
     assert _data_env_options("cube", ds, None) == {"look": "ogbench"}

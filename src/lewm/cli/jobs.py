@@ -664,10 +664,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument(
         "--look",
-        choices=("fast", "ogbench"),
+        choices=("fast", "draft", "ogbench"),
         default=None,
         help="look (cube): 'fast' draws the arm with its collision meshes, no shadows (~5x "
-        "faster on a CPU); 'ogbench' is MuJoCo's default look of OGBench's scene (default: fast)",
+        "faster on a CPU); 'draft' is 'fast' without anti-aliasing (~2.6x faster again); "
+        "'ogbench' is MuJoCo's default look of OGBench's scene (default: fast)",
     )
     c.add_argument(
         "--workers",

@@ -119,19 +119,29 @@ def import_dm_control_reacher() -> Any:
 _render_caches: list[dict[int, Any]] = []  # every cache offscreen_renderer has filled
 
 
-def offscreen_renderer(cache: dict[int, Any], model: Any, resolution: int) -> Any:
-    """``cache[resolution]``: this process's ``mujoco.Renderer`` of ``model`` at ``resolution``,
-    made on first use (creating GL contexts over and over is slow and, with some drivers,
-    unreliable). The model's offscreen buffer is enlarged to hold the frame; a backend that
+def offscreen_renderer(
+    cache: dict[Any, Any], model: Any, resolution: int, samples: int | None = None
+) -> Any:
+    """``cache[resolution, samples]``: this process's ``mujoco.Renderer`` of ``model`` at
+    ``resolution``, made on first use (creating GL contexts over and over is slow and, with some
+    drivers, unreliable). ``samples``: multisample anti-aliasing of its offscreen buffer (MuJoCo's
+    ``offsamples``; None keeps the model's, 4 by default; 0 draws aliased edges, ~2.6x faster on
+    Mesa llvmpipe). The model's offscreen buffer is enlarged to hold the frame; a backend that
     cannot render raises one RuntimeError saying which ``MUJOCO_GL`` to try. Every renderer is
     closed at exit, before MuJoCo's own exit hook ends the GL display."""
-    r = cache.get(resolution)
+    if samples is not None and (int(samples) != samples or samples < 0):
+        raise ValueError(f"samples must be an integer >= 0 or None, got {samples!r}")
+    key = (resolution, samples)
+    r = cache.get(key)
     if r is not None:
         return r
     import mujoco  # the caller imported it after choosing the backend
 
     model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), resolution)
     model.vis.global_.offheight = max(int(model.vis.global_.offheight), resolution)
+    kept = int(model.vis.quality.offsamples)
+    if samples is not None:  # read when the GL context is made, so set it just for this one
+        model.vis.quality.offsamples = int(samples)
     try:
         r = mujoco.Renderer(model, resolution, resolution)
     except Exception as e:  # the backend's own errors vary (EGL, OSMesa, GLFW)
@@ -141,11 +151,13 @@ def offscreen_renderer(cache: dict[int, Any], model: Any, resolution: int) -> An
             "osmesa before mujoco is imported, or leave it unset and let lewm import mujoco "
             "first (it then tries EGL, then OSMesa)"
         ) from e
+    finally:
+        model.vis.quality.offsamples = kept
     if not _render_caches:  # registered after mujoco's own exit hook (which ends EGL): runs first
         atexit.register(_close_renderers)
     if not any(c is cache for c in _render_caches):
         _render_caches.append(cache)
-    cache[resolution] = r
+    cache[key] = r
     return r
 
 

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Cube from nothing (issue 19): collect OGBench's noisy pick-and-place oracle (fast look, 64 px,
-# worker processes), train the `cube-cpu` preset, plan at the paper's protocol (50 held-out
-# tasks, goal 25 steps ahead, budget 50, CEM 300 x 30, horizon 5, receding 5; tasks already
-# solved at the start excluded and counted) beside the random policy on the same tasks; then
-# (POLICY=1, the default) train the amortised goal-conditioned policy on the model's latents
-# (`lewm policy`) and plan with it alone on the same tasks (`--solver policy`). Every stage is
+# Cube from nothing (issue 19): collect OGBench's noisy pick-and-place oracle ($LOOK look, 64 px,
+# worker processes), train the `cube-cpu` preset ($STEPS steps), plan at the paper's protocol
+# (50 held-out tasks, goal 25 steps ahead, budget 50, CEM 300 x 30, horizon 5, receding 5; tasks
+# already solved at the start excluded and counted; CEM=0 skips this from-zero stage) beside the
+# random policy on the same tasks; then (POLICY=1, the default) train the amortised
+# goal-conditioned policy on the model's latents (`lewm policy`), plan with it alone
+# (`--solver policy`) and with CEM started from its plan (`--proposal policy`). Every stage is
 # timed; the whole run is the "from nothing" wall time (target: <= 90 min on 2 cores).
 #
 #   SEED=0 OUT=runs/cube_e2e/s0 bash benchmarks/quality/cube_e2e.sh
 #   SMOKE=1 OUT=/tmp/cube_smoke bash benchmarks/quality/cube_e2e.sh     # ~1 min
-#   STEPS=4000 CEM=0 OUT=runs/cube_draft/s0 bash benchmarks/quality/cube_e2e.sh   # the budget run
+#   CEM=0 OUT=runs/cube_draft/s0 bash benchmarks/quality/cube_e2e.sh   # the 90-min budget run
 #   EXPLORE=0.3 HELDOUT_FILE=runs/cube_e2e/s0/heldout.h5 OUT=runs/cube_x03/s0 bash ...
 #     (training data with random action segments; the held-out tasks of an earlier run reused,
 #     so the two runs plan the same 50 tasks)
@@ -35,7 +36,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
   EPISODES=6 HELDOUT=4 STEPS=20 MAXSTEPS=60 TASKS=(--episodes 2)
   EVAL=("${TASKS[@]}" --samples 30 --iterations 3) POLICY_ARGS=(--steps 20)
 else
-  EPISODES=${EPISODES:-600} HELDOUT=${HELDOUT:-60} STEPS=${STEPS:-8000} MAXSTEPS=200 TASKS=()
+  EPISODES=${EPISODES:-600} HELDOUT=${HELDOUT:-60} STEPS=${STEPS:-4000} MAXSTEPS=200 TASKS=()
   EVAL=() POLICY_ARGS=()
 fi
 mkdir -p "$OUT"

@@ -213,7 +213,7 @@ def test_collection_is_identical_whatever_the_worker_count(tmp_path):
     kw = {"resolution": 16, "max_steps": 30, "progress": False}
     s1 = spec.collect(tmp_path / "a.h5", 3, seed=5, workers=1, **kw)
     s2 = spec.collect(tmp_path / "b.h5", 3, seed=5, workers=2, **kw)
-    assert s1["workers"] == 1 and s2["workers"] == 2 and s1["look"] == "fast"
+    assert s1["workers"] == 1 and s2["workers"] == 2 and s1["look"] == "draft"
     assert 0.0 <= s1["trivial_fraction"] <= 1.0
     with h5py.File(tmp_path / "a.h5") as a, h5py.File(tmp_path / "b.h5") as b:
         assert set(a) == set(b) and dict(a.attrs) == dict(b.attrs)
@@ -221,7 +221,7 @@ def test_collection_is_identical_whatever_the_worker_count(tmp_path):
             assert a[col][:].tobytes() == b[col][:].tobytes(), col
     ds = EpisodeDataset(tmp_path / "a.h5")
     assert set(ds.columns) == {"pixels", "action", "state", "proprio", "target"}
-    assert ds.attrs["env"] == "cube" and ds.attrs["look"] == "fast"
+    assert ds.attrs["env"] == "cube" and ds.attrs["look"] == "draft"
     assert ds.num_episodes == 3 and ds.action_dim == 5
     ep = ds.episode(1)
     np.testing.assert_array_equal(ep["proprio"], ep["state"][:, 41:46])
@@ -279,8 +279,8 @@ def test_draft_look_is_fast_without_anti_aliasing_and_leaves_fast_as_it_was(scen
     from lewm.envs.cube.physics import model
     from lewm.envs.cube.render import render_batch
 
-    fast = render_batch(scene[None], 32)[0]
-    draft = render_batch(scene[None], 32, look="draft")[0]
+    fast = render_batch(scene[None], 32, look="fast")[0]
+    draft = render_batch(scene[None], 32)[0]  # the default look
     diff = np.abs(fast.astype(int) - draft.astype(int))
     # the same scene (no shadows, collision meshes): only edge pixels differ, by a step
     assert 0 < diff.mean() < 4 and (diff.sum(-1) > 0).mean() < 0.5
@@ -288,8 +288,9 @@ def test_draft_look_is_fast_without_anti_aliasing_and_leaves_fast_as_it_was(scen
     assert np.abs(ogb.astype(int) - draft.astype(int)).mean() > 2 * diff.mean()
     # one renderer per (resolution, anti-aliasing): drawing in draft changed neither fast's
     # frames nor the model's own anti-aliasing setting
-    np.testing.assert_array_equal(render_batch(scene[None], 32)[0], fast)
+    np.testing.assert_array_equal(render_batch(scene[None], 32, look="fast")[0], fast)
     np.testing.assert_array_equal(render_batch(scene[None], 32, look="draft")[0], draft)
+    assert make_env("cube", resolution=32).look == "draft"
     assert model().vis.quality.offsamples == 4
 
 

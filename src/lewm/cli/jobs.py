@@ -668,7 +668,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="look (cube): 'fast' draws the arm with its collision meshes, no shadows (~5x "
         "faster on a CPU); 'draft' is 'fast' without anti-aliasing (~2.6x faster again); "
-        "'ogbench' is MuJoCo's default look of OGBench's scene (default: fast)",
+        "'ogbench' is MuJoCo's default look of OGBench's scene (default: draft)",
     )
     c.add_argument(
         "--workers",

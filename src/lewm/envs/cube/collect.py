@@ -44,6 +44,7 @@ from lewm.envs.cube.physics import (
     step,
     success,
 )
+from lewm.envs.cube.render import DEFAULT_LOOK
 from lewm.envs.registry import check_collection, window_pairs
 from lewm.envs.segments import RandomSegments
 
@@ -167,16 +168,16 @@ def collect_cube(
     overwrite: bool = False,
     progress: bool | None = None,
     noise_std: float = NOISE_STD,
-    look: str = "fast",
+    look: str = DEFAULT_LOOK,
     workers: int = 1,
     explore: float = 0.0,
 ) -> dict[str, Any]:
     """``episodes`` Cube episodes of ``max_steps`` actions (default 200; ``max_steps + 1`` rows)
     each, from OGBench's noisy pick-and-place oracle, written to the HDF5 file ``out``.
 
-    Columns: ``pixels`` (L, r, r, 3) uint8 from the front camera in ``look`` ("fast" or
-    "ogbench", see :mod:`lewm.envs.cube.render`), ``action`` (L, 5) in [-1, 1] (last row NaN),
-    ``state`` (L, 46) (:mod:`lewm.envs.cube.physics`), ``proprio`` (L, 5) = effector xyz, yaw,
+    Columns: ``pixels`` (L, r, r, 3) uint8 from the front camera in ``look`` ("draft", "fast"
+    or "ogbench", see :mod:`lewm.envs.cube.render`), ``action`` (L, 5) in [-1, 1] (last row
+    NaN), ``state`` (L, 46) (:mod:`lewm.envs.cube.physics`), ``proprio`` (L, 5) = effector xyz, yaw,
     gripper opening, and ``target`` (L, 3), the oracle's current target for the cube.
     ``workers`` processes simulate and render episodes in parallel; a seed gives identical arrays
     whatever ``workers`` is. ``explore`` > 0 spends about that fraction of the steps in random

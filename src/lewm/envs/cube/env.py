@@ -21,7 +21,7 @@ from lewm.envs.cube.physics import (
     set_state,
     step,
 )
-from lewm.envs.cube.render import check_look, render_state
+from lewm.envs.cube.render import DEFAULT_LOOK, check_look, render_state
 from lewm.envs.reacher.render import check_colour
 from lewm.envs.registry import reset_options
 
@@ -45,7 +45,7 @@ class CubeEnv(gym.Env):
         self,
         resolution: int = 64,
         render_mode: str | None = "rgb_array",
-        look: str = "fast",
+        look: str = DEFAULT_LOOK,
         cube_colour: tuple[int, int, int] | None = None,
     ) -> None:
         if int(resolution) != resolution or resolution < 8:

@@ -20,14 +20,14 @@ from lewm.envs.cube.physics import (
     simulate,
     step,
 )
-from lewm.envs.cube.render import check_look, render_batch
+from lewm.envs.cube.render import DEFAULT_LOOK, check_look, render_batch
 
 PERTURBED_COLOUR = (40, 90, 230)  # the cube's colour in the "colour" condition
 MIN_JUMP = 0.1  # m: a teleport moves the cube at least this far on the table
 
 
 def surprise_triplets(
-    n: int, steps: int, perturb_step: int, resolution: int, seed: int, look: str = "fast"
+    n: int, steps: int, perturb_step: int, resolution: int, seed: int, look: str = DEFAULT_LOOK
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{"none" | "colour" | "teleport": (frames (n, steps+1, r, r, 3), actions (n, steps, 5))}``,
     one frame per env step, drawn in ``look`` (the data's: ``EnvSpec.data_attrs``); the three

@@ -4,12 +4,13 @@ at any resolution, for any state, without an env (goal images, collection, surpr
 Three looks (``look``), measured on 2 EPYC cores with Mesa llvmpipe at 64 px
 (docs/results.md, "Cube data"):
 
-- ``"fast"`` (the default): the arm and gripper drawn with their collision meshes (70 k
+- ``"fast"``: the arm and gripper drawn with their collision meshes (70 k
   triangles) instead of the visual ones (193 k), shadows and reflections off. The cube, the
   gripper's fingers and the arm's pose stay visible; ~5x faster than ``"ogbench"``.
-- ``"draft"``: ``"fast"`` without anti-aliasing (no multisampling: edges are a pixel's
-  step, ~1.4/255 mean difference from ``"fast"``); ~2.6x faster again (18 vs 48 ms a 64-px
-  frame), the one that lets the CPU recipe collect its data in time.
+- ``"draft"`` (the default): ``"fast"`` without anti-aliasing (no multisampling: edges are a
+  pixel's step, ~1.4/255 mean difference from ``"fast"``); ~2.6x faster again (18 vs 48 ms a
+  64-px frame), what lets the CPU recipe collect its data in time. Files record their look
+  (``look`` attribute) and evaluation draws in it, so data in another look still plan right.
 - ``"ogbench"``: MuJoCo's default look of OGBench's scene (visual meshes, shadows, reflections),
   what the authors' data look like (their arm is opaque: OGBench's transparent-arm pixel mode is
   not used by them either).
@@ -34,6 +35,7 @@ from lewm.envs.reacher.render import check_colour
 
 CAMERA = "front_pixels"
 LOOKS = ("fast", "draft", "ogbench")
+DEFAULT_LOOK = "draft"  # what `lewm collect cube` and CubeEnv draw unless told otherwise
 VISUAL, COLLISION = 2, 3  # MuJoCo geom groups of the arm's visual and collision meshes
 
 _renderers: dict[Any, Any] = {}  # (resolution, samples) -> mujoco.Renderer of this process
@@ -69,7 +71,7 @@ def render_batch(
     states: np.ndarray,
     resolution: int = 64,
     *,
-    look: str = "fast",
+    look: str = DEFAULT_LOOK,
     cube_colour: tuple[int, int, int] | None = None,
 ) -> np.ndarray:
     """States (N, >= 21) -> frames (N, r, r, 3) uint8 from the front camera. Only qpos (the first

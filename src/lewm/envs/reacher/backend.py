@@ -116,7 +116,7 @@ def import_dm_control_reacher() -> Any:
     return reacher
 
 
-_render_caches: list[dict[int, Any]] = []  # every cache offscreen_renderer has filled
+_render_caches: list[dict[Any, Any]] = []  # every cache offscreen_renderer has filled
 
 
 def offscreen_renderer(

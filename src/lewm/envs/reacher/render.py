@@ -21,7 +21,7 @@ from lewm.envs.reacher.physics import reacher_model, set_state
 CAMERA = 0  # dm_control's "fixed" camera, looking straight down on the arena
 ARM_MATERIAL = "self"  # the two links' material
 
-_renderers: dict[int, Any] = {}  # resolution -> mujoco.Renderer of this process
+_renderers: dict[Any, Any] = {}  # (resolution, samples) -> mujoco.Renderer of this process
 _scratch: list[Any] = []  # the MjData states are placed in to be drawn
 
 

@@ -179,8 +179,8 @@ PRESETS: dict[str, Preset] = {
     "cube-cpu": Preset(
         "cpu",
         (
-            # 4,000 steps fit the 90-min budget from nothing on an AVX2-only host (60-62 % with
-            # the policy, 4 seeds); train.steps=8000 gave 64 / 70 % for ~28 min more there
+            # 4,000 steps fit the 90-min budget from nothing on an AVX2-only host (54-62 % with
+            # the policy, 5 seeds); train.steps=8000 gave 64 / 70 % for ~28 min more there
             "train.steps=4000",
             "train.batch_size=64",
             "train.val_every=1000",

@@ -17,7 +17,11 @@ Reacher also with CEM on 3 frames and the path cost, and with the reacher-cpu pr
 one column each), fit
 `lewm probe`'s linear probes on held-out frames, and once per seed run the random policy on the
 same tasks. Every stage writes its own JSON under OUT/seed_s/ROW/ and is skipped when that file
-exists, so an interrupted table resumes where it stopped. `--jobs 2` runs two stages at a time
+exists, so an interrupted table resumes where it stopped; a training cut short continues from its
+last checkpoint (stop a long table with SIGTERM to the script and its `lewm train` processes, e.g.
+`kill -TERM -- -PGID`: `lewm train` checkpoints the step it is on), and its time is the sum of
+its attempts. The exit status is 1 when a stage failed (the table still shows what finished).
+`--jobs 2` runs two stages at a time
 with one thread each (the default on a 2-core machine); training wall times are measured under
 that sharing and say so in the table.
 
@@ -46,6 +50,7 @@ from pathlib import Path
 
 from lewm.config import ABLATIONS, preset
 from lewm.models import load
+from lewm.training.rundir import RUN_FILE
 from lewm.utils.config import to_dict
 from lewm.utils.io import write_json
 
@@ -175,11 +180,12 @@ class Table:
         self.recipe = ENVS[a.env]
         self.out = Path(a.out)
         self.threads = 1 if a.jobs > 1 else None
-        self.train_extra = list(self.recipe.train_args) + list(a.overrides)
-        if a.steps:
-            self.train_extra.append(f"train.steps={a.steps}")
+        self.train_extra = list(self.recipe.train_args)
         if a.smoke:
             self.train_extra += list(SMOKE_TRAIN)
+        self.train_extra += list(a.overrides)  # what the caller says wins over --smoke's
+        if a.steps:
+            self.train_extra.append(f"train.steps={a.steps}")
         self.rows = self._resolve_rows(a.rows)
         # the random policy needs a model folder only for its settings: the first trained row's
         self.floor_row = next(r for r, same in self.rows.items() if same is None)
@@ -264,27 +270,51 @@ class Table:
         )  # fmt: skip
 
     def train(self, seed: int, row: str) -> None:
+        """Train ROW for SEED. A run that an earlier invocation left unfinished (its run.json is
+        there, its train.json is not: the table was stopped, e.g. by SIGTERM to the script and its
+        `lewm train`, which checkpoints the step it is on) is continued with `lewm train --resume`
+        instead of being started again; the training time is then the sum of the attempts, an
+        interrupted one counted up to its run's last write (OUT/seed_s/ROW/train_attempts.json)."""
         rd = self.row_dir(seed, row)
         done = rd / "train.json"
         if done.exists():
             return
-        say(f"seed {seed}: train {row}")
+        run, ledger = rd / "run", rd / "train_attempts.json"
+        attempts: list[dict] = []
+        resume = (run / RUN_FILE).exists() and ledger.exists()
+        if resume:
+            attempts = json.loads(ledger.read_text())
+            if attempts and "seconds" not in attempts[-1]:  # the attempt the stop cut short
+                last_write = max((f.stat().st_mtime for f in run.rglob("*") if f.is_file()),
+                                 default=attempts[-1]["start"])  # fmt: skip
+                attempts[-1].update(seconds=max(0.0, last_write - attempts[-1]["start"]),
+                                    interrupted=True)  # fmt: skip
         ov = self.overrides(row, seed)
-        secs = run_logged(
-            ["train", "--data", str(self.seed_dir(seed) / "train.h5"), "--out", str(rd / "run"),
-             "--preset", self.recipe.preset, "--overwrite", "--no-progress", *ov],
-            rd / "train.log", self.threads,
-        )  # fmt: skip
+        args = ["train", "--data", str(self.seed_dir(seed) / "train.h5"), "--out", str(run),
+                "--no-progress"]  # fmt: skip
+        if resume:  # the run's own config: run.json holds it, overrides and all
+            say(f"seed {seed}: resume {row} (attempt {len(attempts) + 1})")
+            args.append("--resume")
+        else:
+            say(f"seed {seed}: train {row}")
+            args += ["--preset", self.recipe.preset, "--overwrite", *ov]
+        attempts.append({"start": time.time(), "threads": self.threads or os.cpu_count(),
+                         "concurrent_runs": self.a.jobs, "resumed": resume})  # fmt: skip
+        write_json(ledger, attempts)
+        log = rd / ("train.log" if len(attempts) == 1 else f"train_{len(attempts)}.log")
+        attempts[-1]["seconds"] = run_logged(args, log, self.threads)
+        write_json(ledger, attempts)
         last: dict = {}
-        for line in (rd / "run" / "metrics.jsonl").read_text().splitlines():
+        for line in (run / "metrics.jsonl").read_text().splitlines():
             m = json.loads(line)
             last.update({k: v for k, v in m.items() if k.startswith(("val/", "train/"))})
             last["step"] = m.get("step", last.get("step"))
         write_json(
             done,
-            {"overrides": ov, "seconds": secs, "threads": self.threads or os.cpu_count(),
-             "concurrent_runs": self.a.jobs,
-             "parameters": load(rd / "run").param_counts(), "last": last},
+            {"overrides": ov, "seconds": sum(a["seconds"] for a in attempts),
+             "attempts": len(attempts), "threads": self.threads or os.cpu_count(),
+             "concurrent_runs": max(a["concurrent_runs"] for a in attempts),
+             "parameters": load(run).param_counts(), "last": last},
         )  # fmt: skip
 
     def eval_dir(self, rd: Path, k: int) -> Path:
@@ -319,9 +349,9 @@ class Table:
         self.evaluate(seed, row)
 
     # schedule ----------------------------------------------------------------------------------
-    def run(self) -> None:
+    def run(self) -> list[str]:
         """Rows in order, seeds inside a row: the table fills row by row (all seeds of a row
-        before the next row), so a cut-short table has whole rows."""
+        before the next row), so a cut-short table has whole rows. Returns the failures."""
         for s in self.a.seeds:
             self.collect(s)
         trained = [r for r, same in self.rows.items() if same is None]
@@ -344,6 +374,7 @@ class Table:
                     say(f"FAILED: {e}")
         if failures:
             say(f"{len(failures)} stage(s) failed; the table shows what finished")
+        return failures
 
     @staticmethod
     def _after(dep, fn, *args):
@@ -504,15 +535,18 @@ def main() -> None:
     same = {r: s for r, s in t.rows.items() if s}
     if same:
         say(f"identical configs, trained once: {same}")
+    failures: list[str] = []
     if not a.table_only:
         t0 = time.perf_counter()
-        t.run()
+        failures = t.run()
         say(f"done in {(time.perf_counter() - t0) / 60:.1f} min")
     res = t.collect_results()
     md = t.markdown(res)
     write_json(t.out / "table.json", res)
     (t.out / "table.md").write_text(md)
     print(md)
+    if failures:  # the table is written either way; the exit status says it is incomplete
+        raise SystemExit(f"{len(failures)} stage(s) failed (above); a second call retries them")
 
 
 if __name__ == "__main__":

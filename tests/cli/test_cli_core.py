@@ -237,3 +237,17 @@ def test_eval_plans_on_the_device_asked_for(tmp_path, toy_h5, capsys, monkeypatc
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "CUDA is not available" in err and "--device cpu" in err
         assert len(seen) == 2  # refused before any work
+
+
+def test_collect_look_choices_are_the_cube_renderers_looks():
+    """`lewm collect --look` spells its choices out (building the parser must not import the
+    environments); they must stay the renderer's."""
+    import argparse
+
+    from lewm.cli.main import build_parser
+    from lewm.envs.cube.render import LOOKS
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    collect = sub.choices["collect"]
+    look = next(a for a in collect._actions if "--look" in a.option_strings)
+    assert tuple(look.choices) == LOOKS

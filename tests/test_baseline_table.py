@@ -100,3 +100,5 @@ def test_a_training_stopped_midway_is_resumed_from_its_checkpoint_and_timed_over
     assert logged[-1] == steps and logged == sorted(set(logged))  # no step logged twice
     res = json.loads((out / "table.json").read_text())
     assert res["rows"]["lewm"]["seeds"][0]["train_s"] == pytest.approx(tr["seconds"])
+    n = os.cpu_count()  # --jobs 1: each attempt had every core
+    assert f"lewm seed 0 (2 attempts, threads {n}/{n})" in (out / "table.md").read_text()

@@ -312,7 +312,8 @@ class Table:
         write_json(
             done,
             {"overrides": ov, "seconds": sum(a["seconds"] for a in attempts),
-             "attempts": len(attempts), "threads": self.threads or os.cpu_count(),
+             "attempts": len(attempts), "attempt_threads": [a["threads"] for a in attempts],
+             "threads": self.threads or os.cpu_count(),
              "concurrent_runs": max(a["concurrent_runs"] for a in attempts),
              "parameters": load(run).param_counts(), "last": last},
         )  # fmt: skip
@@ -413,7 +414,7 @@ class Table:
                      "by_planner": {n: {"success": e["success_rate"],
                                         "plan_s": e["plan_seconds_mean"]}
                                     for n, e in zip(names, evs, strict=True)},
-                     "train_s": tr["seconds"],
+                     "train_s": tr["seconds"], "attempt_threads": tr.get("attempt_threads"),
                      "threads": tr["threads"], "params": tr["parameters"],
                      # how many stages shared the cores while this one trained (records from
                      # before it was kept: --jobs > 1 is what gives a run one thread)
@@ -495,6 +496,15 @@ class Table:
             f"per run{sharing}. "
             "± is the population std over seeds (the paper's convention).",
         ]
+        resumed = [f"{row} seed {s['seed']} ({len(s['attempt_threads'])} attempts, threads "
+                   f"{'/'.join(map(str, s['attempt_threads']))})"
+                   for row, r in res["rows"].items() for s in r["seeds"]
+                   if len(s.get("attempt_threads") or ()) > 1]  # fmt: skip
+        if resumed:
+            lines.append(
+                "\nTrained in several attempts (stopped, then resumed from a checkpoint; train s "
+                "sums them): " + "; ".join(resumed) + "."
+            )
         if res["collect_s"]:
             lines.append(
                 f"\nCollection (training + held-out file, once per seed, before any row): "

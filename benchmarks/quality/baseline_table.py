@@ -313,7 +313,7 @@ class Table:
             done,
             {"overrides": ov, "seconds": sum(a["seconds"] for a in attempts),
              "attempts": len(attempts), "attempt_threads": [a["threads"] for a in attempts],
-             "threads": self.threads or os.cpu_count(),
+             "threads": attempts[-1]["threads"],
              "concurrent_runs": max(a["concurrent_runs"] for a in attempts),
              "parameters": load(run).param_counts(), "last": last},
         )  # fmt: skip

@@ -1,5 +1,6 @@
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -49,6 +50,42 @@ def test_resume_equals_uninterrupted(tmp_path, toy_h5, tiny_config):
         json.loads(x)["step"] for x in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
     ]
     assert steps == sorted(steps)  # metrics logged after the checkpoint were dropped
+
+
+def test_the_first_log_after_a_resume_averages_only_the_steps_it_holds(
+    tmp_path, toy_h5, tiny_config
+):
+    """A resume from a checkpoint off the logging grid (step 4, logs every 5) opens a window of
+    one step: its record is that step's values, not their sum divided by log_every (session 21
+    found a PLDM run whose step-325 record after a resume at 321 was 4/25 of every value)."""
+    cfg = apply_overrides(
+        tiny_config,
+        ["train.steps=12", "train.ckpt_every=4", "train.val_every=0", "train.log_every=5"],
+    )
+    train(cfg, toy_h5, tmp_path / "full", progress=False)
+    train(cfg, toy_h5, tmp_path / "cut", progress=False, stop_after=5)  # checkpoints at 4 and 5
+    # a run killed at step 5 before its checkpoint: the resume starts from step 4
+    shutil.rmtree(tmp_path / "cut" / "checkpoints" / "step_0000005")
+    train(cfg, toy_h5, tmp_path / "cut", progress=False, resume=True)
+
+    def records(run):
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return {r["step"]: r for r in map(json.loads, lines) if "train/lr" in r}
+
+    full, cut = records("full"), records("cut")
+    assert sorted(full) == sorted(cut) == [5, 10, 12]
+    # step 5 is the only step of the cut run's first window after the resume: its rate is the
+    # schedule's at step 5 (factor of the 0-based step 4), its loss that one step's
+    factor = lr_lambda(12, cfg.train.warmup_frac, cfg.train.warmup_steps)(4)
+    assert cut[5]["train/lr"] == pytest.approx(cfg.train.lr * factor, rel=1e-6)
+    assert (
+        cut[5]["train/lr"] < full[5]["train/lr"]
+    )  # the full run's window: steps 1..5, rate falling
+    assert cut[5]["train/loss"] == pytest.approx(full[5]["train/loss"], rel=0.5)  # same scale
+    # after it the windows are whole and the runs identical
+    for step in (10, 12):
+        for key in ("train/loss", "train/lr", "train/grad_norm"):
+            assert cut[step][key] == pytest.approx(full[step][key], rel=1e-5), (step, key)
 
 
 def test_refuses_to_overwrite_run_dir(tmp_path, toy_h5, tiny_config):

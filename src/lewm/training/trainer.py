@@ -641,7 +641,7 @@ class Trainer:
         tc = self.config.train
         end = tc.steps if stop_after is None else min(tc.steps, self.step + stop_after)
         t_start = time.perf_counter()
-        window_t, window_n = time.perf_counter(), 0
+        window_t, window_n, window_steps = time.perf_counter(), 0, 0
         acc: dict[str, float] = {}
         bar = progress_bar(tc.steps, "train", self.progress, initial=self.step)
         last: dict[str, float] = {}
@@ -654,15 +654,14 @@ class Trainer:
                 wait += time.perf_counter() - t_wait
                 out = self.train_step(batch)
                 window_n += tc.batch_size
+                window_steps += 1
                 for k, v in out.items():
                     acc[k] = acc.get(k, 0.0) + v
                 bar.update(1)
                 if self.step % tc.log_every == 0 or self.step == end:
-                    n = (
-                        tc.log_every
-                        if self.step % tc.log_every == 0
-                        else (self.step % tc.log_every)
-                    )
+                    # the mean over the steps this window holds: fewer than log_every after a
+                    # resume from a checkpoint off the logging grid, or at an early stop
+                    n = window_steps
                     now = time.perf_counter()
                     rec = {"step": self.step, **{f"train/{k}": v / n for k, v in acc.items()}}
                     rec["train/samples_per_s"] = window_n / max(now - window_t, 1e-9)
@@ -673,7 +672,7 @@ class Trainer:
                     last = rec
                     shown = [k for k in rec if k.startswith("train/") and k not in NOT_SHOWN]
                     bar.set_postfix({k[6:]: f"{rec[k]:.4g}" for k in shown[:3]})
-                    acc, window_t, window_n, wait = {}, now, 0, 0.0
+                    acc, window_t, window_n, window_steps, wait = {}, now, 0, 0, 0.0
                 if tc.val_every and self.step % tc.val_every == 0 and self.step < tc.steps:
                     self.calibrate_batchnorm()  # every rank: a collective under DDP
                     if self.dist.is_main:

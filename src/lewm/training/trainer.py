@@ -659,11 +659,13 @@ class Trainer:
                     acc[k] = acc.get(k, 0.0) + v
                 bar.update(1)
                 if self.step % tc.log_every == 0 or self.step == end:
+                    now = time.perf_counter()
                     # the mean over the steps this window holds: fewer than log_every after a
                     # resume from a checkpoint off the logging grid, or at an early stop
-                    n = window_steps
-                    now = time.perf_counter()
-                    rec = {"step": self.step, **{f"train/{k}": v / n for k, v in acc.items()}}
+                    rec = {
+                        "step": self.step,
+                        **{f"train/{k}": v / window_steps for k, v in acc.items()},
+                    }
                     rec["train/samples_per_s"] = window_n / max(now - window_t, 1e-9)
                     # the share of the window's wall time spent waiting for data (< 0.05: the
                     # loader keeps up)
